@@ -1,0 +1,1 @@
+"""fer_ros: real-time facial expression recognition for social robots on ROS 2."""

@@ -1,0 +1,43 @@
+"""Inference backends, imported lazily so that a missing runtime only matters when used."""
+
+from __future__ import annotations
+
+from importlib import import_module
+
+from fer_ros.backends.base import (
+    BackendSettings,
+    BackendUnavailable,
+    InferenceBackend,
+    InputKind,
+)
+
+# backend parameter value -> "module:class"; the module is imported only when chosen.
+BACKENDS: dict[str, str] = {
+    "onnxruntime": "fer_ros.backends.onnxruntime_backend:OnnxRuntimeBackend",
+    "litert": "fer_ros.backends.litert_backend:LiteRtBackend",
+    "openvino": "fer_ros.backends.openvino_backend:OpenVinoBackend",
+    "loihi": "fer_ros.backends.loihi_backend:LoihiBackend",
+}
+
+
+def backend_class(name: str) -> type[InferenceBackend]:
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; choose one of {', '.join(BACKENDS)}")
+    module_name, class_name = BACKENDS[name].split(":")
+    return getattr(import_module(module_name), class_name)
+
+
+def create_backend(name: str, settings: BackendSettings) -> InferenceBackend:
+    """Load ``name`` with ``settings``; raises :class:`BackendUnavailable` with advice."""
+    return backend_class(name)(settings)
+
+
+__all__ = [
+    "BACKENDS",
+    "BackendSettings",
+    "BackendUnavailable",
+    "InferenceBackend",
+    "InputKind",
+    "backend_class",
+    "create_backend",
+]

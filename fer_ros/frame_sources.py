@@ -1,0 +1,108 @@
+"""Where camera frames come from: a V4L2 device, a video file, or a folder of images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import cv2
+import numpy as np
+
+from fer_ros.demo_media import demo_file
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+class SourceError(RuntimeError):
+    """The source cannot be opened or read; the message says which and why."""
+
+
+class FrameSource(Protocol):
+    description: str
+    is_live: bool  # a device (may vanish and come back) rather than a finite file
+    native_fps: float  # 0 when unknown
+
+    def read(self) -> np.ndarray | None:
+        """Next BGR frame, or None at the end of the stream (or when a device fails)."""
+
+    def rewind(self) -> bool:
+        """Start again from the first frame; False when the source cannot."""
+
+    def close(self) -> None: ...
+
+
+class CaptureSource:
+    """cv2.VideoCapture over a device index, a /dev/video path or a video file."""
+
+    def __init__(self, target: int | str, is_live: bool) -> None:
+        self.description = f"device {target}" if is_live else f"video {target}"
+        self.is_live = is_live
+        self._target = target
+        backend = cv2.CAP_V4L2 if is_live else cv2.CAP_ANY
+        self._capture = cv2.VideoCapture(target, backend)
+        if not self._capture.isOpened():
+            raise SourceError(f"cannot open {self.description}")
+        self.native_fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
+
+    def read(self) -> np.ndarray | None:
+        ok, frame = self._capture.read()
+        return frame if ok and frame is not None and frame.size else None
+
+    def rewind(self) -> bool:
+        if self.is_live:
+            return False
+        return bool(self._capture.set(cv2.CAP_PROP_POS_FRAMES, 0))
+
+    def reopen(self) -> bool:
+        """Try to open the device again after it disappeared."""
+        self._capture.release()
+        self._capture = cv2.VideoCapture(self._target, cv2.CAP_V4L2)
+        return self._capture.isOpened()
+
+    def close(self) -> None:
+        self._capture.release()
+
+
+class FolderSource:
+    """Images of a folder in name order."""
+
+    def __init__(self, folder: Path) -> None:
+        self.description = f"images in {folder}"
+        self.is_live = False
+        self.native_fps = 0.0
+        self._files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
+        self._index = 0
+
+    def read(self) -> np.ndarray | None:
+        # Unreadable files are skipped; the stream ends after the last file.
+        while self._index < len(self._files):
+            frame = cv2.imread(str(self._files[self._index]), cv2.IMREAD_COLOR)
+            self._index += 1
+            if frame is not None:
+                return frame
+        return None
+
+    def rewind(self) -> bool:
+        self._index = 0
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def open_source(source: str) -> FrameSource:
+    """Open ``source``: "demo", a device index, /dev/videoN, a video file or an image folder."""
+    if source == "demo":
+        source = str(demo_file())
+    if source.isdigit():
+        return CaptureSource(int(source), is_live=True)
+    if source.startswith("/dev/"):
+        return CaptureSource(source, is_live=True)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return FolderSource(path)
+    if not path.is_file():
+        raise SourceError(f"no such camera source: {source}")
+    return CaptureSource(str(path), is_live=False)

@@ -1,0 +1,71 @@
+"""sensor_msgs/Image <-> numpy without cv_bridge (no working ROS 2 cv_bridge on PyPI)."""
+
+from __future__ import annotations
+
+from array import array
+
+import cv2
+import numpy as np
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+# encoding -> (channels, OpenCV conversion to grayscale or None when already mono)
+_ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "mono8": (1, None),
+    "8UC1": (1, None),
+    "bgr8": (3, cv2.COLOR_BGR2GRAY),
+    "8UC3": (3, cv2.COLOR_BGR2GRAY),
+    "rgb8": (3, cv2.COLOR_RGB2GRAY),
+    "bgra8": (4, cv2.COLOR_BGRA2GRAY),
+    "rgba8": (4, cv2.COLOR_RGBA2GRAY),
+}
+SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+
+
+class ImageError(ValueError):
+    """An Image message that cannot be interpreted; the message says why."""
+
+
+def image_to_array(msg: Image) -> np.ndarray:
+    """View an 8-bit Image as (H, W) or (H, W, C) uint8 without copying pixel data."""
+    if msg.encoding not in _ENCODINGS:
+        raise ImageError(
+            f"unsupported encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
+        )
+    channels = _ENCODINGS[msg.encoding][0]
+    if msg.width == 0 or msg.height == 0:
+        raise ImageError(f"empty image ({msg.width}x{msg.height})")
+    row_bytes = msg.width * channels
+    if msg.step < row_bytes:
+        raise ImageError(f"step {msg.step} is shorter than a row of {row_bytes} bytes")
+    if len(msg.data) < msg.step * msg.height:
+        raise ImageError(
+            f"data holds {len(msg.data)} bytes, {msg.step * msg.height} expected "
+            f"for {msg.width}x{msg.height} {msg.encoding} with step {msg.step}"
+        )
+    flat = np.frombuffer(msg.data, np.uint8, count=msg.step * msg.height)
+    rows = flat.reshape(msg.height, msg.step)[:, :row_bytes]
+    return rows.reshape(msg.height, msg.width, channels) if channels > 1 else rows
+
+
+def image_to_gray(msg: Image) -> np.ndarray:
+    """Any supported 8-bit Image as a (H, W) uint8 grayscale array."""
+    pixels = image_to_array(msg)
+    conversion = _ENCODINGS[msg.encoding][1]
+    return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
+
+
+def array_to_image(pixels: np.ndarray, encoding: str, header: Header) -> Image:
+    """Build an Image from a uint8 array (assigning an ndarray to data is ~100x slower)."""
+    if pixels.dtype != np.uint8:
+        raise ImageError(f"expected uint8 pixels, got {pixels.dtype}")
+    pixels = np.ascontiguousarray(pixels)
+    msg = Image()
+    msg.header = header
+    msg.height, msg.width = int(pixels.shape[0]), int(pixels.shape[1])
+    msg.encoding = encoding
+    msg.step = int(pixels.strides[0])
+    data = array("B")
+    data.frombytes(pixels.tobytes())
+    msg.data = data
+    return msg

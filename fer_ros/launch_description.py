@@ -1,0 +1,104 @@
+"""Launch descriptions for the profiles; used by launch/loihi.launch.py and edge.launch.py.
+
+Needs the ``launch`` and ``launch_ros`` libraries (a ROS 2 install). The graph comes from
+the profile YAML via :mod:`fer_ros.profiles`, exactly as for ``fer_ros_bringup``. Each
+node is a lifecycle node: launch configures it when it starts and activates it once
+it is configured.
+"""
+
+from __future__ import annotations
+
+from launch.actions import (
+    DeclareLaunchArgument,
+    EmitEvent,
+    OpaqueFunction,
+    RegisterEventHandler,
+    SetEnvironmentVariable,
+)
+from launch.events import matches_action
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import LifecycleNode
+from launch_ros.event_handlers import OnStateTransition
+from launch_ros.events.lifecycle import ChangeState
+from lifecycle_msgs.msg import Transition
+
+from fer_ros.profiles import NODE_TYPES, fastdds_profile, profile_nodes, profile_path
+from launch import LaunchContext, LaunchDescription
+
+PACKAGE = "fer_ros"
+
+
+def common_arguments() -> list:
+    return [
+        DeclareLaunchArgument(
+            "source",
+            default_value="",
+            description="Camera source overriding the profile's: device index, /dev/videoN, "
+            "video file, image folder or 'demo' (empty keeps the profile's)",
+        ),
+        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the graph"),
+        # Shared-memory transport for images unless the user chose a Fast DDS profile.
+        SetEnvironmentVariable(
+            "FASTDDS_DEFAULT_PROFILES_FILE",
+            EnvironmentVariable(
+                "FASTDDS_DEFAULT_PROFILES_FILE", default_value=str(fastdds_profile())
+            ),
+        ),
+    ]
+
+
+def pipeline_launch_description(
+    profile: str = "", profile_argument: DeclareLaunchArgument | None = None
+) -> LaunchDescription:
+    """Nodes of ``profile``, or of the profile named by the launch argument given."""
+    arguments = [profile_argument] if profile_argument else []
+    argument_name = profile_argument.name if profile_argument else None
+    return LaunchDescription(
+        [
+            *arguments,
+            *common_arguments(),
+            OpaqueFunction(function=_graph, args=[argument_name, profile]),
+        ]
+    )
+
+
+def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -> list:
+    name = LaunchConfiguration(profile_argument).perform(context) if profile_argument else profile
+    path = profile_path(name)
+    namespace = LaunchConfiguration("namespace").perform(context)
+    source = LaunchConfiguration("source").perform(context)
+    actions: list = []
+    for node_name in profile_nodes(path):
+        parameters: list = [str(path)]
+        if node_name == "camera" and source:
+            parameters.append({"source": source})
+        node = LifecycleNode(
+            package=PACKAGE,
+            executable=NODE_TYPES[node_name].executable,
+            name=node_name,
+            namespace=namespace,
+            parameters=parameters,
+            output="screen",
+        )
+        configure = EmitEvent(
+            event=ChangeState(
+                lifecycle_node_matcher=matches_action(node),
+                transition_id=Transition.TRANSITION_CONFIGURE,
+            )
+        )
+        activate_when_configured = RegisterEventHandler(
+            OnStateTransition(
+                target_lifecycle_node=node,
+                goal_state="inactive",
+                entities=[
+                    EmitEvent(
+                        event=ChangeState(
+                            lifecycle_node_matcher=matches_action(node),
+                            transition_id=Transition.TRANSITION_ACTIVATE,
+                        )
+                    )
+                ],
+            )
+        )
+        actions += [activate_when_configured, node, configure]
+    return actions

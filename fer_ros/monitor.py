@@ -1,0 +1,135 @@
+"""A console view of a running pipeline: one summary line per second.
+
+Listens like any robot behaviour node would: ``expressions``, ``telemetry`` and
+``/diagnostics``. It also notices when the camera reached the end of a finite stream.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections import Counter
+
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+
+from fer_msgs.msg import ExpressionArray, Telemetry
+from fer_ros.stats import RollingLatency
+
+SOURCE_NAMES = {Telemetry.SOURCE_MEASURED: "measured", Telemetry.SOURCE_MODELLED: "modelled"}
+DRAIN_S = 2.0  # after the camera's last frame, wait this long for the last results
+
+
+class PipelineMonitor(Node):
+    def __init__(
+        self, namespace: str = "", print_period_s: float = 1.0, quiet: bool = False
+    ) -> None:
+        super().__init__("fer_ros_monitor", namespace=namespace)
+        self._lock = threading.Lock()
+        self._quiet = quiet
+        self._start = time.monotonic()
+        self._reset_window()
+        self.frames = 0  # ExpressionArray messages seen
+        self.frames_with_faces = 0
+        self.label_counts: Counter[str] = Counter()
+        self.end_to_end_ms = RollingLatency(100000)
+        self.inference_ms = RollingLatency(100000)
+        self.last_telemetry: Telemetry | None = None
+        self._stream_ended_at: float | None = None
+        self._last_result_at = time.monotonic()
+        self.create_subscription(ExpressionArray, "expressions", self._on_expressions, 10)
+        self.create_subscription(Telemetry, "telemetry", self._on_telemetry, 10)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+        self.create_timer(print_period_s, self._print)
+
+    def _reset_window(self) -> None:
+        self._window_frames = 0
+        self._window_faces = 0
+        self._window_labels: Counter[str] = Counter()
+        self._window_e2e = RollingLatency()
+
+    def _on_expressions(self, msg: ExpressionArray) -> None:
+        with self._lock:
+            self.frames += 1
+            self._window_frames += 1
+            self._last_result_at = time.monotonic()
+            if msg.expressions:
+                self.frames_with_faces += 1
+                self._window_faces += len(msg.expressions)
+                for e in msg.expressions:
+                    self._window_labels[e.label] += 1
+                    self.label_counts[e.label] += 1
+
+    def _on_telemetry(self, msg: Telemetry) -> None:
+        with self._lock:
+            self.last_telemetry = msg
+            self._window_e2e.add(msg.end_to_end_ms)
+            self.end_to_end_ms.add(msg.end_to_end_ms)
+            self.inference_ms.add(msg.inference_ms)
+
+    def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+        for status in msg.status:
+            values = {kv.key: kv.value for kv in status.values}
+            if values.get("stream") == "end_of_stream" and self._stream_ended_at is None:
+                self._stream_ended_at = time.monotonic()
+
+    @property
+    def finished(self) -> bool:
+        """The finite source ended and results have stopped arriving."""
+        ended = self._stream_ended_at
+        if ended is None:
+            return False
+        now = time.monotonic()
+        return now - ended > DRAIN_S and now - self._last_result_at > DRAIN_S
+
+    def _print(self) -> None:
+        with self._lock:
+            line = self._summary_line()
+            self._reset_window()
+        if not self._quiet:
+            print(line, flush=True)
+
+    def _summary_line(self) -> str:
+        t = time.monotonic() - self._start
+        labels = ", ".join(f"{k} x{v}" for k, v in self._window_labels.most_common(3)) or "-"
+        tel = self.last_telemetry
+        parts = [
+            f"[{t:6.1f} s] frames {self._window_frames:3d}/s",
+            f"faces {self._window_faces:3d}",
+            f"labels: {labels}",
+        ]
+        if tel is not None and len(self._window_e2e):
+            parts.append(
+                f"e2e p50 {self._window_e2e.percentile(50):.0f} ms "
+                f"p95 {self._window_e2e.percentile(95):.0f} ms"
+            )
+            parts.append(f"{tel.accelerator}/{tel.device}: {tel.inference_ms:.1f} ms")
+            if not math.isnan(tel.energy_mj):
+                source = SOURCE_NAMES.get(tel.energy_source, "?")
+                parts.append(f"{tel.power_w:.3g} W {tel.energy_mj:.3g} mJ ({source})")
+            parts.append(f"dropped {tel.frames_dropped}")
+        return " | ".join(parts)
+
+    def final_report(self) -> str:
+        with self._lock:
+            tel = self.last_telemetry
+            lines = [
+                f"frames with a result: {self.frames} ({self.frames_with_faces} with faces)",
+                "labels: "
+                + (", ".join(f"{k} x{v}" for k, v in self.label_counts.most_common()) or "-"),
+            ]
+            if tel is not None:
+                lines.append(
+                    f"end-to-end p50 {self.end_to_end_ms.percentile(50):.1f} ms, "
+                    f"p95 {self.end_to_end_ms.percentile(95):.1f} ms; inference p50 "
+                    f"{self.inference_ms.percentile(50):.2f} ms on {tel.device} ({tel.runtime})"
+                )
+                if not math.isnan(tel.energy_mj):
+                    source = SOURCE_NAMES.get(tel.energy_source, "?")
+                    lines.append(
+                        f"last inference: {tel.power_w:.3g} W, {tel.energy_mj:.3g} mJ, "
+                        f"{source} by {tel.energy_model}"
+                    )
+                lines.append(f"inputs dropped by the inference stage: {tel.frames_dropped}")
+        return "\n".join(lines)

@@ -1,0 +1,25 @@
+"""Entry point shared by every node executable: spin one node until shutdown."""
+
+from __future__ import annotations
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+
+from fer_ros.pipeline_node import PipelineNode
+
+
+def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> None:
+    """Start unconfigured, as a lifecycle node should; launch or a manager drives it."""
+    rclpy.init(args=args)
+    node = node_class()
+    executor = MultiThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node.release()
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.try_shutdown()

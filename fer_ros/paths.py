@@ -1,0 +1,48 @@
+"""Where the installed package keeps its share files (config/, launch/, models/)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+PACKAGE = "fer_ros"
+_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@lru_cache(maxsize=1)
+def share_dir() -> Path:
+    """The package's share directory.
+
+    ``FER_ROS_SHARE`` overrides; then the ament index (installed package, as ``ros2
+    launch`` sees it); then the running interpreter's prefix (a pip-installed venv without
+    ``AMENT_PREFIX_PATH``); then the source tree, so scripts also run from a checkout.
+    """
+    override = os.environ.get("FER_ROS_SHARE")
+    if override:
+        return Path(override)
+    try:
+        from ament_index_python.packages import (
+            PackageNotFoundError,
+            get_package_share_directory,
+        )
+
+        try:
+            return Path(get_package_share_directory(PACKAGE))
+        except (OSError, PackageNotFoundError, KeyError, ValueError):
+            pass
+    except ImportError:
+        pass
+    prefix_share = Path(sys.prefix) / "share" / PACKAGE
+    if (prefix_share / "package.xml").is_file():
+        return prefix_share
+    return _SOURCE_ROOT
+
+
+def models_dir() -> Path:
+    return share_dir() / "models"
+
+
+def config_dir() -> Path:
+    return share_dir() / "config"

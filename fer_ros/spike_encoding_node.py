@@ -1,0 +1,164 @@
+"""Spike encoding node: turns face crops into spike trains off chip.
+
+Subscribes ``faces`` (newest wins); publishes ``spike_trains``
+(fer_msgs/SpikeTrainArray). Preprocessing (grayscale or Canny edges, with the Canny
+settings) comes from the model card, so input always matches what the SNN was trained on.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+from fer_msgs.msg import FaceArray, SpikeTrain, SpikeTrainArray
+from fer_ros.image_codec import ImageError, image_to_gray
+from fer_ros.latest_worker import LatestWorker
+from fer_ros.model_card import ModelCard, load_model_card
+from fer_ros.node_main import run_node
+from fer_ros.parameters import Param
+from fer_ros.pipeline_node import ERROR, WARN, PipelineNode
+from fer_ros.preprocessing import preprocess_crops, stack_crops
+from fer_ros.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
+from fer_ros.stats import RollingLatency
+
+PARAMETERS = (
+    Param(
+        "model_card",
+        "fer_snn_loihi.json",
+        "Model card (in the package's models/ or a "
+        "path) whose input preprocessing the spikes must match",
+    ),
+    Param("encoding", "rate", "Spike coding of pixel intensity", choices=ENCODINGS),
+    Param("timesteps", 30, "Steps per presentation", minimum=1, maximum=10000),
+    Param("dt", 0.001, "Seconds per step", minimum=1e-5, maximum=1.0),
+    Param(
+        "max_rate",
+        250.0,
+        "Firing rate of a full-intensity pixel in Hz (max_rate*dt <= 1)",
+        minimum=1.0,
+        maximum=100000.0,
+    ),
+    Param(
+        "seed",
+        0,
+        "Seed of Poisson coding; a face's train depends on seed, face id and frame stamp only",
+        minimum=0,
+        maximum=2**31 - 1,
+    ),
+)
+LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+
+
+class SpikeEncodingNode(PipelineNode):
+    parameters = PARAMETERS
+
+    def __init__(self, node_name: str = "spike_encoding", **kwargs: object) -> None:
+        super().__init__(node_name, **kwargs)
+        self._trains_pub = self.create_lifecycle_publisher(
+            SpikeTrainArray, "spike_trains", RELIABLE_OUTPUT
+        )
+        self._worker = LatestWorker(self._process, self._on_error, "spike_encoding")
+        self._subscription = None
+        self._card: ModelCard | None = None
+        self._settings = EncodingSettings()
+        self._latency = RollingLatency()
+        self.spikes_emitted = 0
+
+    def configure(self) -> None:
+        self._card = load_model_card(self.config["model_card"])
+        self._settings = EncodingSettings(
+            encoding=self.config["encoding"],
+            timesteps=self.config["timesteps"],
+            dt=self.config["dt"],
+            max_rate=self.config["max_rate"],
+        )
+        self.get_logger().info(
+            f"{self._settings.encoding} coding, {self._settings.timesteps} steps, "
+            f"{self._card.preprocessing} input (from {self._card.model_id})"
+        )
+
+    def activate(self) -> None:
+        self._worker.start()
+        self._subscription = self.create_subscription(
+            FaceArray, "faces", self._worker.submit, LATEST_ONLY
+        )
+
+    def deactivate(self) -> None:
+        if self._subscription is not None:
+            self.destroy_subscription(self._subscription)
+            self._subscription = None
+        self._worker.stop()
+
+    def cleanup(self) -> None:
+        self._card = None
+
+    def _on_error(self, error: Exception) -> None:
+        level = WARN if isinstance(error, (ImageError, ValueError)) else ERROR
+        self.report("input", level, f"faces dropped: {error}")
+
+    def _process(self, msg: FaceArray) -> None:
+        card = self._card
+        if card is None:
+            return
+        start = time.perf_counter()
+        out = SpikeTrainArray(header=msg.header)
+        if msg.faces:
+            crops = stack_crops(
+                [image_to_gray(face.crop) for face in msg.faces],
+                card.input_height,
+                card.input_width,
+                card.model_id,
+            )
+            intensities = preprocess_crops(crops, card.preprocessing, card.canny)[:, 0]
+            for face, pixels in zip(msg.faces, intensities, strict=True):
+                out.trains.append(self._train(msg, face.id, face.roi, pixels, card))
+        self.clear("input")
+        self._trains_pub.publish(out)
+        self._latency.add((time.perf_counter() - start) * 1000.0)
+
+    def _train(
+        self, msg: FaceArray, face_id: int, roi: object, pixels: np.ndarray, card: ModelCard
+    ) -> SpikeTrain:
+        s = self._settings
+        rng = None
+        if s.encoding == "poisson":
+            stamp = msg.header.stamp
+            rng = np.random.default_rng([self.config["seed"], face_id, stamp.sec, stamp.nanosec])
+        spikes = encode(pixels, s, rng)
+        count = int(spikes.sum())
+        self.spikes_emitted += count
+        return SpikeTrain(
+            header=msg.header,
+            face_id=face_id,
+            roi=roi,
+            encoding=s.encoding,
+            preprocessing=card.preprocessing,
+            timesteps=s.timesteps,
+            height=pixels.shape[0],
+            width=pixels.shape[1],
+            dt=s.dt,
+            max_rate=s.max_rate,
+            spike_count=count,
+            spikes=pack_spikes(spikes),
+        )
+
+    def diagnostic_values(self) -> dict[str, str]:
+        return {
+            "inputs_received": str(self._worker.received),
+            "inputs_processed": str(self._worker.processed),
+            "inputs_dropped": str(self._worker.dropped),
+            "spikes_emitted": str(self.spikes_emitted),
+            "latency_p50_ms": f"{self._latency.percentile(50):.2f}",
+            "latency_p95_ms": f"{self._latency.percentile(95):.2f}",
+        }
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(SpikeEncodingNode, args)
+
+
+if __name__ == "__main__":
+    main()

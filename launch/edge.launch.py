@@ -1,0 +1,22 @@
+"""Camera -> face detection -> CNN on an edge AI accelerator.
+
+    ros2 launch fer_ros edge.launch.py accelerator:=coral|ncs2|jetson|rpi|cpu [source:=0]
+
+The graph and its parameters come from config/<accelerator>.yaml.
+"""
+
+from launch.actions import DeclareLaunchArgument
+
+from fer_ros.launch_description import pipeline_launch_description
+from fer_ros.profiles import EDGE_PROFILES
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    accelerator = DeclareLaunchArgument(
+        "accelerator",
+        default_value="cpu",
+        choices=list(EDGE_PROFILES),
+        description="Edge accelerator profile to run",
+    )
+    return pipeline_launch_description(profile_argument=accelerator)

@@ -1,0 +1,13 @@
+"""Camera -> face detection -> spike encoding -> SNN on Intel Loihi (or its emulator).
+
+    ros2 launch fer_ros loihi.launch.py [source:=0] [namespace:=robot]
+
+The graph and its parameters come from config/loihi.yaml.
+"""
+
+from fer_ros.launch_description import pipeline_launch_description
+from launch import LaunchDescription
+
+
+def generate_launch_description() -> LaunchDescription:
+    return pipeline_launch_description(profile="loihi")

@@ -1,0 +1,34 @@
+"""fer_ros: an ament_python package (colcon build) that also installs with pip into a venv."""
+
+from glob import glob
+
+from setuptools import find_packages, setup
+
+PACKAGE = "fer_ros"
+NODES = ["camera_node", "face_detection_node", "spike_encoding_node", "inference_node"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    packages=find_packages(include=[PACKAGE, f"{PACKAGE}.*"]),
+    data_files=[
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+        (f"share/{PACKAGE}/launch", glob("launch/*.launch.py")),
+        (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
+        (f"share/{PACKAGE}/models", [f for f in glob("models/*") if not f.endswith("/README")]),
+    ],
+    install_requires=["setuptools"],
+    zip_safe=True,
+    maintainer="fer_ros developers",
+    maintainer_email="fer-ros@example.org",
+    description="Real-time facial expression recognition on Loihi and edge AI accelerators",
+    license="Apache-2.0",
+    entry_points={
+        "console_scripts": [
+            *(f"{node} = {PACKAGE}.{node}:main" for node in NODES),
+            f"fer_ros_bringup = {PACKAGE}.bringup:main",
+            f"fer_ros_replay = {PACKAGE}.bags:replay_main",
+        ],
+    },
+)

@@ -1,0 +1,75 @@
+"""Shared fixtures: an isolated ROS 2 domain, rclpy, real demo media and model cards."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# Test this checkout (code, config and models), also in node subprocesses.
+os.environ.setdefault("FER_ROS_SHARE", str(REPO))
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+# A private DDS domain on loopback, set before rclpy creates any participant.
+os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+
+import rclpy  # noqa: E402
+from rclpy.executors import MultiThreadedExecutor  # noqa: E402
+
+from fer_ros.demo_media import feat_media_dir  # noqa: E402
+from fer_ros.profiles import fastdds_profile  # noqa: E402
+
+os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
+CK_PLUS = REPO.parent / "shared" / "data" / "ck_plus_48_dev.npz"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "slow: takes more than ~30 s")
+
+
+@pytest.fixture(scope="session")
+def media() -> Path:
+    try:
+        return feat_media_dir()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def ck_plus_path() -> Path:
+    path = Path(os.environ.get("FER_ROS_CK_PLUS", CK_PLUS))
+    if not path.is_file():
+        pytest.skip(f"CK+ dev set not found at {path} (set FER_ROS_CK_PLUS)")
+    return path
+
+
+@pytest.fixture
+def ros() -> Iterator[MultiThreadedExecutor]:
+    """rclpy initialised, with an executor spinning in the background."""
+    rclpy.init()
+    executor = MultiThreadedExecutor(num_threads=4)
+    thread = threading.Thread(target=executor.spin, daemon=True)
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown()
+        rclpy.try_shutdown()
+        thread.join(5)
+
+
+def wait_for(
+    condition: Callable[[], bool], timeout_s: float = 10.0, period_s: float = 0.02
+) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(period_s)
+    return condition()

@@ -1,0 +1,199 @@
+"""Each node alone, with real messages in and out on a real rclpy / Fast DDS graph."""
+
+from __future__ import annotations
+
+import copy
+
+import cv2
+import numpy as np
+import pytest
+from conftest import wait_for
+from node_harness import Probe, make_node, start
+from rclpy.lifecycle import TransitionCallbackReturn
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+
+from fer_msgs.msg import ExpressionArray, FaceArray, SpikeTrainArray, Telemetry
+from fer_ros.camera_node import CameraNode
+from fer_ros.face_detection_node import FaceDetectionNode
+from fer_ros.image_codec import array_to_image, image_to_gray
+from fer_ros.inference_node import InferenceNode
+from fer_ros.model_card import load_model_card
+from fer_ros.pipeline_node import ERROR, WARN
+from fer_ros.preprocessing import preprocess_crops
+from fer_ros.spike_encoding import EncodingSettings, encode, unpack_spikes
+from fer_ros.spike_encoding_node import SpikeEncodingNode
+
+
+def bgr(path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    assert image is not None, path
+    return image
+
+
+def faces_from(ros, media, names=("multi_face.jpg",)) -> list[FaceArray]:
+    """Real FaceArray messages: the face detection node run on real photos."""
+    detector = make_node(ros, FaceDetectionNode)
+    start(detector)
+    probe = Probe(ros, "faces_probe")
+    faces = probe.listen("faces", FaceArray)
+    images = probe.publisher("image_raw", Image, sensor=True)
+    for name in names:
+        count = len(faces)
+        images.publish(array_to_image(bgr(media / name), "bgr8", Header(frame_id=name)))
+        assert wait_for(lambda c=count: len(faces) > c, 10)
+    detector.release()
+    return list(faces)
+
+
+# --- camera -----------------------------------------------------------------------------
+def test_camera_plays_an_image_folder_then_reports_end_of_stream(ros, media, tmp_path):
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / f"{i}.png"), bgr(media / "multi_face.jpg"))
+    (tmp_path / "notes.txt").write_text("not an image")
+    camera = make_node(ros, CameraNode, source=str(tmp_path), fps=50.0, width=320, height=240)
+    probe = Probe(ros)
+    images = probe.listen("image_raw", Image, sensor=True)
+    probe.listen("camera_info", __import__("sensor_msgs.msg").msg.CameraInfo, sensor=True)
+    start(camera)
+    assert wait_for(lambda: camera.end_of_stream, 10)
+    assert wait_for(lambda: len(images) == 3, 5)
+    assert (images[0].width, images[0].height, images[0].encoding) == (320, 240, "bgr8")
+    assert wait_for(
+        lambda: any(
+            kv.value == "end_of_stream" for s in probe.diagnostics_of("camera") for kv in s.values
+        ),
+        5,
+    )
+    camera.release()
+
+
+def test_camera_with_missing_source_fails_to_configure_with_a_clear_error(ros, tmp_path):
+    camera = make_node(ros, CameraNode, source=str(tmp_path / "nope.mp4"))
+    probe = Probe(ros)
+    assert camera.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert wait_for(lambda: probe.saw_diagnostic("camera", "no such camera source", ERROR), 5)
+
+
+def test_camera_reports_a_corrupt_video_and_keeps_serving(ros, tmp_path):
+    video = tmp_path / "corrupt.mp4"
+    video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
+    camera = make_node(ros, CameraNode, source=str(video))
+    probe = Probe(ros)
+    if camera.trigger_configure() == TransitionCallbackReturn.SUCCESS:
+        camera.trigger_activate()
+        assert wait_for(lambda: probe.saw_diagnostic("camera", "no frame could be decoded", ERROR))
+    else:
+        assert wait_for(lambda: probe.saw_diagnostic("camera", "cannot open", ERROR))
+    camera.release()
+
+
+# --- face detection ----------------------------------------------------------------------
+def test_face_detection_finds_tracks_and_crops_real_faces(ros, media):
+    results = faces_from(ros, media, ("multi_face.jpg", "multi_face.jpg"))
+    first, second = results[0], results[1]
+    assert len(first.faces) >= 3
+    assert [f.id for f in second.faces] == [f.id for f in first.faces]  # same faces, same ids
+    assert len({f.id for f in first.faces}) == len(first.faces)
+    crop = first.faces[0].crop
+    assert (crop.width, crop.height, crop.encoding) == (48, 48, "mono8")
+    assert first.header.frame_id == "multi_face.jpg"
+
+
+def test_face_detection_survives_bad_images_and_empty_scenes(ros, media):
+    detector = make_node(ros, FaceDetectionNode)
+    start(detector)
+    probe = Probe(ros)
+    faces = probe.listen("faces", FaceArray)
+    images = probe.publisher("image_raw", Image, sensor=True)
+    images.publish(Image(height=2, width=2, encoding="yuv422", step=4, data=bytes(8)))
+    assert wait_for(lambda: probe.saw_diagnostic("face_detection", "unsupported encoding", WARN))
+    images.publish(Image(height=0, width=0, encoding="bgr8"))
+    assert wait_for(lambda: probe.saw_diagnostic("face_detection", "empty image", WARN))
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    images.publish(array_to_image(blank, "bgr8", Header(frame_id="blank")))
+    assert wait_for(lambda: any(f.header.frame_id == "blank" for f in faces))
+    assert next(f for f in faces if f.header.frame_id == "blank").faces == []
+    images.publish(array_to_image(bgr(media / "multi_face.jpg"), "bgr8", Header(frame_id="ok")))
+    assert wait_for(lambda: any(f.header.frame_id == "ok" and f.faces for f in faces))
+    detector.release()
+
+
+# --- spike encoding ----------------------------------------------------------------------
+def test_spike_encoder_emits_the_trains_of_the_model_cards_preprocessing(ros, media):
+    face_arrays = faces_from(ros, media)
+    encoder = make_node(ros, SpikeEncodingNode, timesteps=20)
+    start(encoder)
+    probe = Probe(ros)
+    trains = probe.listen("spike_trains", SpikeTrainArray)
+    probe.publisher("faces", FaceArray).publish(face_arrays[0])
+    assert wait_for(lambda: len(trains) == 1)
+    card = load_model_card("fer_snn_loihi.json")
+    train = trains[0].trains[0]
+    assert (train.timesteps, train.height, train.width) == (20, 48, 48)
+    assert train.preprocessing == card.preprocessing and train.encoding == "rate"
+    crop = image_to_gray(face_arrays[0].faces[0].crop)[None]
+    expected = encode(
+        preprocess_crops(crop, card.preprocessing, card.canny)[0, 0],
+        EncodingSettings(timesteps=20),
+    )
+    spikes = unpack_spikes(bytes(train.spikes), (20, 48, 48))
+    np.testing.assert_array_equal(spikes, expected)
+    assert train.spike_count == int(expected.sum()) > 0
+    encoder.release()
+
+
+# --- inference ---------------------------------------------------------------------------
+def test_cpu_inference_labels_real_faces_and_reports_honest_telemetry(ros, media):
+    stills = ("0-f15-hao-ph.jpg", "0-f1-su-ph.jpg", "15-f13-anc-ph.jpg")
+    face_arrays = [f for f in faces_from(ros, media, stills) if f.faces]
+    assert len(face_arrays) == 3
+    node = make_node(ros, InferenceNode)  # the node's defaults are the cpu profile's model
+    start(node)
+    probe = Probe(ros)
+    expressions = probe.listen("expressions", ExpressionArray)
+    telemetry = probe.listen("telemetry", Telemetry)
+    faces = probe.publisher("faces", FaceArray)
+    for array in face_arrays:
+        count = len(expressions)
+        faces.publish(array)
+        assert wait_for(lambda c=count: len(expressions) > c)
+    labels = [e.expressions[0].label for e in expressions]
+    assert labels.count("happy") >= 1 and labels[0] == "happy"
+    e = expressions[0].expressions[0]
+    assert e.class_names[e.label_index] == e.label and len(e.scores) == len(e.class_names)
+    assert sum(e.scores) == pytest.approx(1.0, abs=1e-3)
+    assert expressions[0].header == face_arrays[0].header
+    t = telemetry[0]
+    assert (t.accelerator, t.backend, t.device) == ("cpu", "onnxruntime", "CPUExecutionProvider")
+    assert t.faces == 1 and t.inference_ms > 0
+    # No power sensor here: a figure may only be MODELLED (with a model named) or absent.
+    assert t.power_source != Telemetry.SOURCE_MEASURED or t.power_model
+    if t.power_source == Telemetry.SOURCE_UNAVAILABLE:
+        assert np.isnan(t.power_w) and np.isnan(t.energy_mj)
+    node.release()
+
+
+def test_inference_with_missing_model_file_fails_to_configure_clearly(ros, tmp_path):
+    card = tmp_path / "card.json"
+    card.write_text('{"model_id": "x", "classes": ["a", "b"], "files": {"onnx": "gone.onnx"}}')
+    node = make_node(ros, InferenceNode, model_card=str(card))
+    probe = Probe(ros)
+    assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "gone.onnx", ERROR))
+
+
+def test_inference_rejects_wrong_crop_sizes_and_keeps_serving(ros, media):
+    good = faces_from(ros, media)[0]
+    bad = FaceArray(header=Header(frame_id="bad"), faces=[copy.deepcopy(good.faces[0])])
+    bad.faces[0].crop = array_to_image(np.zeros((10, 10), np.uint8), "mono8", Header())
+    node = make_node(ros, InferenceNode)
+    start(node)
+    probe = Probe(ros)
+    expressions = probe.listen("expressions", ExpressionArray)
+    faces = probe.publisher("faces", FaceArray)
+    faces.publish(bad)
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "crops are 10x10", WARN))
+    faces.publish(good)
+    assert wait_for(lambda: len(expressions) == 1)
+    node.release()
