@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 process.kill()
         executor.shutdown()
+        spinner.join(timeout=5)  # exiting while it waits in C++ aborts the process
         for node in (*nodes, manager, monitor):
             node.destroy_node()
         rclpy.try_shutdown()

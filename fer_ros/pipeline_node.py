@@ -102,8 +102,11 @@ class PipelineNode(LifecycleNode):
             if self._problems.get(key) == (level, message):
                 return
             self._problems[key] = (level, message)
-        log = self.get_logger().error if level == ERROR else self.get_logger().warning
-        log(message)
+        # Separate call sites: rclpy fixes the severity of each logging line on first use.
+        if level == ERROR:
+            self.get_logger().error(message)
+        else:
+            self.get_logger().warning(message)
 
     def clear(self, key: str) -> None:
         with self._problems_lock:

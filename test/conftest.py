@@ -57,9 +57,19 @@ def ros() -> Iterator[MultiThreadedExecutor]:
     try:
         yield executor
     finally:
+        nodes = executor.get_nodes()
         executor.shutdown()
+        for node in nodes:  # a node left alive would keep its services visible to peers
+            node.destroy_node()
         rclpy.try_shutdown()
         thread.join(5)
+
+
+def subprocess_env() -> dict[str, str]:
+    """Environment for graphs in child processes: a domain of their own."""
+    env = dict(os.environ)
+    env["ROS_DOMAIN_ID"] = str((int(os.environ["ROS_DOMAIN_ID"]) + 50) % 232)
+    return env
 
 
 def wait_for(

@@ -1,0 +1,52 @@
+"""Run a profile's graph in-process, exactly as fer_ros_bringup does."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import wait_for
+from rclpy.executors import MultiThreadedExecutor
+from rclpy.parameter import Parameter
+
+from fer_ros.bringup import create_node
+from fer_ros.lifecycle_manager import LifecycleManager
+from fer_ros.pipeline_node import PipelineNode
+from fer_ros.profiles import profile_nodes
+
+
+class Graph:
+    def __init__(
+        self,
+        executor: MultiThreadedExecutor,
+        profile: Path,
+        only: tuple[str, ...] = (),
+        **camera: object,
+    ) -> None:
+        names = [n for n in profile_nodes(profile) if not only or n in only]
+        self.nodes: dict[str, PipelineNode] = {}
+        for name in names:
+            node = create_node(name, profile, "", None)
+            if name == "camera" and camera:
+                node.set_parameters([Parameter(k, value=v) for k, v in camera.items()])
+            self.nodes[name] = node
+            executor.add_node(node)
+        self.manager = LifecycleManager([f"/{n}" for n in names])
+        executor.add_node(self.manager)
+        self._executor = executor
+
+    def run(self, timeout_s: float = 60.0) -> None:
+        """Bring the graph up and wait until a finite camera source has been played."""
+        self.manager.bring_up()
+        camera = self.nodes.get("camera")
+        if camera is not None:
+            assert wait_for(lambda: camera.end_of_stream, timeout_s), "camera did not finish"
+            time.sleep(1.0)  # let the last frames through
+
+    def release(self) -> None:
+        """Stop and destroy the nodes, so a later graph can reuse their names."""
+        for node in (*self.nodes.values(), self.manager):
+            if isinstance(node, PipelineNode):
+                node.release()
+            self._executor.remove_node(node)
+            node.destroy_node()
