@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,23 +19,23 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
 from fer_msgs.msg import Expression, ExpressionArray, FaceArray, SpikeTrainArray, Telemetry
-from fer_ros.backends import BACKENDS, BackendSettings, InferenceBackend, InputKind, backend_class
+from fer_ros.backends import BACKENDS, InferenceBackend, InputKind, backend_class
 from fer_ros.backends.base import EnergyFigure, FigureSource, InferenceResult
+from fer_ros.backends.settings import settings_from_parameters
 from fer_ros.image_codec import ImageError, image_to_gray
 from fer_ros.latest_worker import LatestWorker
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
 from fer_ros.pipeline_node import ERROR, WARN, PipelineNode
-from fer_ros.power import POWER_MODELS, PowerConfig, PowerSource, power_source_for_backend
-from fer_ros.power.factory import SOURCE_CHOICES
+from fer_ros.power import POWER_MODELS, PowerSource, power_source_for_backend
+from fer_ros.power.factory import SENSOR_CHOICES, SOURCE_CHOICES
 from fer_ros.preprocessing import preprocess_crops, stack_crops
 from fer_ros.spike_encoding import unpack_spikes
 from fer_ros.stats import RateMeter, RollingLatency
 
 ACCELERATORS = ("loihi", "coral", "ncs2", "jetson", "rpi", "cpu")
-LOIHI_TARGETS = ("auto", "sim", "loihi")
-PARAMETERS = (
+COMMON_PARAMETERS = (
     Param(
         "accelerator",
         "cpu",
@@ -53,17 +54,11 @@ PARAMETERS = (
         "as fallback in Telemetry) instead of failing to configure",
     ),
     Param(
-        "loihi.target",
-        "auto",
-        "loihi backend: 'loihi' hardware (NxSDK), 'sim' emulator, "
-        "or 'auto' (hardware when NxSDK is importable)",
-        choices=LOIHI_TARGETS,
-    ),
-    Param(
         "power.source",
         "auto",
         "Power figures: 'measured' needs a sensor, 'model' uses "
-        "published constants, 'auto' measures when a sensor is readable, 'none' reports none",
+        "published constants, 'auto' measures when a sensor covers the device, 'none' "
+        "reports none",
         choices=SOURCE_CHOICES,
     ),
     Param(
@@ -77,6 +72,17 @@ PARAMETERS = (
         "",
         "Power model of the host CPU for a declared fallback",
         choices=("", *POWER_MODELS),
+    ),
+    Param("power.sensor", "auto", "Sensor to measure with", choices=SENSOR_CHOICES),
+    Param("power.rails", [""], "INA3221 rails to sum (empty: the module input rail)"),
+    Param("power.domains", ["package"], "RAPL zones to sum"),
+    Param(
+        "power.active_w",
+        0.0,
+        "Override the model's active power in W (0: the model's); "
+        "document where the figure comes from",
+        minimum=0.0,
+        maximum=1000.0,
     ),
     Param(
         "warn_latency_ms",
@@ -93,6 +99,24 @@ PARAMETERS = (
         maximum=1e6,
     ),
 )
+
+
+def backend_parameters() -> tuple[Param, ...]:
+    """Every backend's tunables as ``<backend>.<option>`` parameters."""
+    rows = []
+    for name in BACKENDS:
+        for option in getattr(backend_class(name), "options", ()):
+            rows.append(
+                replace(
+                    option,
+                    name=f"{name}.{option.name}",
+                    description=f"{name} backend: {option.description}",
+                )
+            )
+    return tuple(rows)
+
+
+PARAMETERS = COMMON_PARAMETERS + backend_parameters()
 LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 NAN = float("nan")
@@ -123,24 +147,12 @@ class InferenceNode(PipelineNode):
     def configure(self) -> None:
         cfg = self.config
         self._card = load_model_card(cfg["model_card"])
-        settings = BackendSettings(
-            card=self._card,
-            model_export=cfg["model_export"],
-            device=cfg["device"],
-            num_threads=cfg["num_threads"],
-            allow_cpu_fallback=cfg["allow_cpu_fallback"],
-            options={"target": cfg["loihi.target"]},
-        )
+        name, settings, power = settings_from_parameters(cfg, card=self._card)
         # BackendUnavailable propagates: configure fails with its install advice.
-        backend = backend_class(cfg["backend"])(settings)
+        backend = backend_class(name)(settings)
         self._backend = backend
         if backend.input_kind is InputKind.CROPS:  # spiking backends report their own energy
-            power = PowerConfig(
-                source=cfg["power.source"],
-                model=cfg["power.model"],
-                fallback_model=cfg["power.fallback_model"],
-            )
-            self._power = power_source_for_backend(power, backend.fallback)
+            self._power = power_source_for_backend(power, backend.fallback, backend.device)
             self.get_logger().info(f"power: {self._power.description}")
         note = " (declared CPU fallback)" if backend.fallback else ""
         self.get_logger().info(

@@ -7,8 +7,10 @@ Both launch files and the ``fer_ros_bringup`` entry point read profiles through 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -61,20 +63,21 @@ def profile_nodes(path: Path) -> list[str]:
     return names
 
 
-def profile_parameters(path: Path, node: str) -> dict[str, object]:
+def profile_parameters(path: str | Path, node: str = "inference") -> dict[str, Any]:
     """One node's ``ros__parameters`` of a profile, nested keys joined with dots."""
-    data = yaml.safe_load(path.read_text()) or {}
+    data = yaml.safe_load(Path(path).read_text()) or {}
     for key, section in data.items():
-        if key.rsplit("/", 1)[-1] == node:
-            return _flatten(section.get("ros__parameters", {}))
-    raise KeyError(f"{path} has no node {node!r}")
+        if str(key).rsplit("/", 1)[-1] == node:
+            return flatten((section or {}).get("ros__parameters", {}))
+    raise KeyError(f"{path}: no {node!r} node; it has {', '.join(map(str, data))}")
 
 
-def _flatten(tree: dict[str, object], prefix: str = "") -> dict[str, object]:
-    flat: dict[str, object] = {}
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings to dotted keys, as rclpy names parameters (``power.source``)."""
+    flat: dict[str, Any] = {}
     for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat

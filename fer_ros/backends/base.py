@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from fer_ros.model_card import ModelCard
+from fer_ros.parameters import Param
 
 
 class BackendUnavailable(RuntimeError):
@@ -100,6 +101,7 @@ class InferenceBackend(Protocol):
 
     name: ClassVar[str]  # backend parameter value, e.g. "onnxruntime"
     input_kind: ClassVar[InputKind]
+    options: ClassVar[tuple[Param, ...]]  # tunables, declared as <name>.<option> parameters
 
     @property
     def runtime(self) -> str:

@@ -1,0 +1,304 @@
+"""Edge profiles on this machine: latency, the device that ran, power and energy per inference.
+
+Usage::
+
+    python benchmarks/bench_edge.py [--profiles cpu,jetson,rpi,coral,ncs2] [-n 300]
+                                    [--builtin] [--json results.json]
+
+Each profile's inference parameters come from ``config/<profile>.yaml`` when that file
+has an inference node with a CNN backend, else from the built-in table below (the
+proposal for those files). One face per inference, as the robot sees them: held-out-style
+CK+ crops from shared/data when present (read at run time, never stored), else smooth
+synthetic crops (said so in the output).
+
+Power follows what actually ran. On the profile's accelerator: the profile's
+``power.*`` (a sensor if readable, else its published model). On a CPU -- a declared
+fallback, or a CPU profile run on a different host -- the model of *this* host (detected,
+or ``--host-model``), since e.g. the Raspberry Pi's power times this machine's latency
+would describe nothing. A CPU fallback of one accelerator onto another has no model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# Run from a checkout: import it, and read its config/ and models/ (not an install's).
+_CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(_CHECKOUT))
+os.environ.setdefault("FER_ROS_SHARE", str(_CHECKOUT))
+
+from fer_ros.backends import BackendUnavailable, create_backend  # noqa: E402
+from fer_ros.backends.base import InputKind  # noqa: E402
+from fer_ros.backends.settings import profile_parameters, settings_from_parameters  # noqa: E402
+from fer_ros.model_card import ModelCard  # noqa: E402
+from fer_ros.paths import config_dir  # noqa: E402
+from fer_ros.power import (  # noqa: E402
+    PowerConfig,
+    PowerSource,
+    UnavailablePowerSource,
+    from_config,
+    is_cpu_device,
+    power_source_for_backend,
+)
+from fer_ros.preprocessing import preprocess_crops  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ck_plus_48_dev.npz"
+
+# Proposed inference parameters of config/<profile>.yaml (what the lead writes there).
+BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
+    "cpu": {
+        "accelerator": "cpu",
+        "backend": "onnxruntime",
+        "model_card": "fer_cnn_cpu.json",
+        "model_export": "onnx",
+        "device": "CPUExecutionProvider",
+        "num_threads": 1,
+        "allow_cpu_fallback": False,
+        "power": {"source": "auto", "model": ""},
+    },
+    "jetson": {
+        "accelerator": "jetson",
+        "backend": "onnxruntime",
+        "model_card": "fer_cnn_cpu.json",
+        "model_export": "onnx",
+        "device": "tensorrt,cuda",
+        "num_threads": 4,
+        "allow_cpu_fallback": True,
+        "onnxruntime": {"fp16": True},
+        "power": {
+            "source": "auto",
+            "model": "jetson_nano_10w",
+            "fallback_model": "jetson_nano_10w",
+        },
+    },
+    "rpi": {
+        "accelerator": "rpi",
+        "backend": "litert",
+        "model_card": "fer_cnn_cpu.json",
+        "model_export": "tflite_fp32",
+        "device": "cpu",
+        "num_threads": 4,
+        "allow_cpu_fallback": False,
+        "power": {"source": "auto", "model": "rpi4"},
+    },
+    "coral": {
+        "accelerator": "coral",
+        "backend": "litert",
+        "model_card": "fer_cnn_cpu.json",
+        "model_export": "tflite_int8",
+        "device": "edgetpu",
+        "num_threads": 4,
+        "allow_cpu_fallback": True,
+        "power": {"source": "auto", "model": "coral_usb", "fallback_model": "rpi4"},
+    },
+    "ncs2": {
+        "accelerator": "ncs2",
+        "backend": "openvino",
+        "model_card": "fer_cnn_cpu.json",
+        "model_export": "openvino_fp16",
+        "device": "MYRIAD,NPU",
+        "num_threads": 4,
+        "allow_cpu_fallback": True,
+        "power": {"source": "auto", "model": "ncs2", "fallback_model": "rpi4"},
+    },
+}
+
+
+@dataclass
+class Row:
+    profile: str
+    backend: str
+    export: str
+    requested: str
+    device: str = "-"
+    fallback: bool = False
+    p50_ms: float = math.nan
+    p95_ms: float = math.nan
+    power_w: float = math.nan
+    energy_mj: float = math.nan
+    source: str = "-"
+    power_model: str = "-"
+    note: str = ""
+
+
+def host_power_model() -> str:
+    """Power model of this machine's CPU: Raspberry Pi 4, Jetson Nano, or generic x86."""
+    tree = Path("/proc/device-tree/model")
+    model = tree.read_text(errors="ignore") if tree.is_file() else ""
+    if "Raspberry Pi 4" in model:
+        return "rpi4"
+    if "Jetson Nano" in model:
+        return "jetson_nano_10w"  # nvpmodel's default mode (MAXN); pass --host-model for 5W
+    if platform.machine().lower() in ("x86_64", "amd64"):
+        return "x86_cpu"
+    return ""
+
+
+def load_parameters(profile: str, builtin: bool) -> tuple[dict[str, Any], str]:
+    path = config_dir() / f"{profile}.yaml"
+    if not builtin and path.is_file():
+        try:
+            params = profile_parameters(path)
+        except KeyError:
+            params = {}
+        if params.get("backend") in ("onnxruntime", "litert", "openvino"):
+            return params, str(path)
+    return BUILTIN_PROFILES[profile], "built-in"
+
+
+def face_crops(card: ModelCard, count: int) -> tuple[np.ndarray, str]:
+    if DATA.is_file():
+        with np.load(DATA) as data:
+            images = data["images"][:count]
+        return preprocess_crops(images, card.preprocessing, card.canny), f"CK+ ({DATA.name})"
+    rng = np.random.default_rng(0)
+    coarse = rng.integers(0, 256, (count, 6, 6), dtype=np.uint8)
+    images = np.kron(coarse, np.ones((8, 8), np.uint8))
+    return preprocess_crops(images, card.preprocessing, card.canny), "synthetic crops"
+
+
+def power_for(config: PowerConfig, backend: Any, host_model: str) -> PowerSource:
+    if config.source == "none" or not is_cpu_device(backend.device):
+        return power_source_for_backend(config, backend.fallback, backend.device)
+    if not host_model:
+        return UnavailablePowerSource("ran on this host's CPU, whose power model is unknown")
+    return from_config(replace(config, model=host_model, fallback_model="", sensor="auto"))
+
+
+def run_profile(profile: str, args: argparse.Namespace) -> tuple[Row, str]:
+    params, origin = load_parameters(profile, args.builtin)
+    name, settings, power_config = settings_from_parameters(params)
+    row = Row(profile, name, settings.model_export, settings.device or "(default)")
+    cores = os.cpu_count() or 1
+    capped = ""
+    if settings.num_threads > cores:  # more threads than cores only adds queueing here
+        capped = f"threads capped {settings.num_threads}->{cores} (host cores)"
+        settings = replace(settings, num_threads=cores)
+    try:
+        backend = create_backend(name, settings)
+    except (BackendUnavailable, ValueError) as exc:
+        row.note = f"unavailable: {exc}"
+        return row, origin
+    if backend.input_kind is not InputKind.CROPS:
+        backend.close()
+        row.note = "not a CNN backend"
+        return row, origin
+    power = power_for(power_config, backend, args.host_model)
+    crops, row.note = face_crops(settings.card, 256)
+    row.note = "; ".join(filter(None, (row.note, capped)))
+    try:
+        for i in range(args.warmup):  # TensorRT builds its engine here; caches fill
+            backend.infer(crops[i % len(crops)][None])
+        latencies, joules, watts = [], [], []
+        for i in range(args.n):
+            face = crops[i % len(crops)][None]
+            power.sample()
+            start = time.monotonic()
+            backend.infer(face)
+            end = time.monotonic()
+            power.sample()
+            figure = power.energy(start, end)
+            latencies.append(end - start)
+            joules.append(figure.energy_j)
+            watts.append(figure.power_w)
+    finally:
+        backend.close()
+        power.close()
+    row.device, row.fallback = backend.device, backend.fallback
+    row.p50_ms, row.p95_ms = (float(np.percentile(latencies, q)) * 1e3 for q in (50, 95))
+    row.power_w = float(np.mean(watts))
+    row.energy_mj = float(np.mean(joules)) * 1e3
+    row.source = power.kind.name
+    row.power_model = power.description
+    return row, origin
+
+
+def print_table(rows: list[Row]) -> None:
+    header = (
+        "profile",
+        "backend",
+        "export",
+        "requested",
+        "ran on",
+        "fallback",
+        "p50 ms",
+        "p95 ms",
+        "power W",
+        "mJ/inf",
+        "source",
+    )
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                r.profile,
+                r.backend,
+                r.export,
+                r.requested,
+                r.device,
+                "yes" if r.fallback else "no",
+                _num(r.p50_ms, 3),
+                _num(r.p95_ms, 3),
+                _num(r.power_w, 2),
+                _num(r.energy_mj, 4),
+                r.source,
+            )
+        )
+    widths = [max(len(str(line[i])) for line in lines) for i in range(len(header))]
+    for k, line in enumerate(lines):
+        print("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)))
+        if k == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    for r in rows:
+        print(f"[{r.profile}] power: {r.power_model}")
+        if r.note:
+            print(f"[{r.profile}] {r.note}")
+
+
+def _num(value: float, digits: int) -> str:
+    return "-" if math.isnan(value) else f"{value:.{digits}f}"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profiles", default=",".join(BUILTIN_PROFILES))
+    parser.add_argument("-n", type=int, default=300, help="timed inferences per profile")
+    parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument("--builtin", action="store_true", help="ignore config/*.yaml")
+    parser.add_argument(
+        "--host-model",
+        default=host_power_model(),
+        help="power model of this host's CPU (default: detected)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the rows here")
+    args = parser.parse_args(argv)
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # others share this machine
+    rows = []
+    for profile in args.profiles.split(","):
+        row, origin = run_profile(profile.strip(), args)
+        row.note = f"parameters: {origin}" + (f"; {row.note}" if row.note else "")
+        rows.append(row)
+    print(
+        f"host: {platform.machine()}, {os.cpu_count()} cores, load average {load} at start; "
+        f"CPU power model {args.host_model or 'unknown'}; {args.n} inferences of one face\n"
+    )
+    print_table(rows)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps([asdict(r) for r in rows], indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()

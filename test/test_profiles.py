@@ -1,0 +1,72 @@
+"""Profiles and launch files: one source of truth that cannot drift from the nodes."""
+
+from __future__ import annotations
+
+import importlib.util
+from importlib import import_module
+
+import pytest
+
+from fer_ros.model_card import load_model_card
+from fer_ros.parameters import Param
+from fer_ros.paths import share_dir
+from fer_ros.profiles import (
+    NODE_TYPES,
+    PROFILES,
+    profile_nodes,
+    profile_parameters,
+    profile_path,
+)
+
+
+def declared(node: str) -> dict[str, Param]:
+    module = import_module(NODE_TYPES[node].module)
+    node_class = getattr(module, NODE_TYPES[node].class_name)
+    return {p.name: p for p in node_class.parameters}
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_parameter_is_declared_and_legal(profile):
+    path = profile_path(profile)
+    nodes = profile_nodes(path)
+    assert nodes[0] == "camera" and nodes[-1] == "inference"
+    for node in nodes:
+        table = declared(node)
+        for name, value in profile_parameters(path, node).items():
+            assert name in table, f"{profile}: {node} has no parameter {name!r}"
+            assert table[name].check(value) is None, table[name].check(value)
+            default = table[name].default
+            assert isinstance(value, type(default)) or (
+                isinstance(default, float) and isinstance(value, int)
+            ), f"{profile}: {node}.{name}={value!r} is not a {type(default).__name__}"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_profile_names_a_committed_model_export(profile):
+    inference = profile_parameters(profile_path(profile), "inference")
+    card = load_model_card(inference["model_card"])
+    assert card.file(inference["model_export"]).is_file()
+    if "spike_encoding" in profile_nodes(profile_path(profile)):
+        encoder = profile_parameters(profile_path(profile), "spike_encoding")
+        assert encoder["model_card"] == inference["model_card"]
+
+
+def test_loihi_profile_encodes_spikes_and_edge_profiles_do_not():
+    assert "spike_encoding" in profile_nodes(profile_path("loihi"))
+    for profile in PROFILES:
+        if profile != "loihi":
+            assert "spike_encoding" not in profile_nodes(profile_path(profile))
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("launch_ros") is None,
+    reason="launch_ros is part of a ROS 2 install; not installable from PyPI",
+)
+@pytest.mark.parametrize("launch_file", ["loihi.launch.py", "edge.launch.py"])
+def test_launch_files_build_their_description(launch_file):
+    spec = importlib.util.spec_from_file_location("launch_file", share_dir() / "launch" / launch_file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    description = module.generate_launch_description()
+    names = {a.name for a in description.get_launch_arguments()}
+    assert {"source", "namespace"} <= names
