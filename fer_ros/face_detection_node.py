@@ -16,11 +16,10 @@ from sensor_msgs.msg import Image, RegionOfInterest
 
 from fer_msgs.msg import Face, FaceArray
 from fer_ros.face_tracking import Box, IouTracker
-from fer_ros.image_codec import ImageError, array_to_image, image_to_gray
-from fer_ros.latest_worker import LatestWorker
+from fer_ros.image_codec import array_to_image, image_to_gray
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import ERROR, WARN, PipelineNode
+from fer_ros.pipeline_node import PipelineNode
 from fer_ros.stats import RollingLatency
 
 PARAMETERS = (
@@ -91,8 +90,6 @@ class FaceDetectionNode(PipelineNode):
     def __init__(self, node_name: str = "face_detection", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
         self._faces_pub = self.create_lifecycle_publisher(FaceArray, "faces", RELIABLE_OUTPUT)
-        self._worker = LatestWorker(self._process, self._on_error, "face_detection")
-        self._subscription = None
         self._detector: cv2.CascadeClassifier | None = None
         self._tracker = IouTracker()
         self._latency = RollingLatency()
@@ -107,31 +104,17 @@ class FaceDetectionNode(PipelineNode):
         self._tracker = IouTracker(self.config["track_min_iou"], self.config["track_max_missed"])
 
     def activate(self) -> None:
-        self._worker.start()
-        self._subscription = self.create_subscription(
-            Image, "image_raw", self._worker.submit, qos_profile_sensor_data
-        )
-
-    def deactivate(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        self._worker.stop()
+        self.subscribe_input(Image, "image_raw", qos_profile_sensor_data)
 
     def cleanup(self) -> None:
         self._detector = None
 
-    def _on_error(self, error: Exception) -> None:
-        level = WARN if isinstance(error, ImageError) else ERROR
-        self.report("input", level, f"image dropped: {error}")
-
-    def _process(self, msg: Image) -> None:
+    def process(self, msg: Image) -> None:
         detector = self._detector
         if detector is None:
             return
         start = time.perf_counter()
         gray = image_to_gray(msg)
-        self.clear("input")
         boxes, confidences = self._detect(detector, gray)
         ids = self._tracker.update(boxes)
         out = FaceArray(header=msg.header, image_width=msg.width, image_height=msg.height)
@@ -197,9 +180,6 @@ class FaceDetectionNode(PipelineNode):
 
     def diagnostic_values(self) -> dict[str, str]:
         return {
-            "frames_received": str(self._worker.received),
-            "frames_processed": str(self._worker.processed),
-            "frames_dropped": str(self._worker.dropped),
             "faces_published": str(self.faces_published),
             "latency_p50_ms": f"{self._latency.percentile(50):.1f}",
             "latency_p95_ms": f"{self._latency.percentile(95):.1f}",

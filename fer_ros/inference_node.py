@@ -22,8 +22,7 @@ from fer_msgs.msg import Expression, ExpressionArray, FaceArray, SpikeTrainArray
 from fer_ros.backends import BACKENDS, InferenceBackend, InputKind, backend_class
 from fer_ros.backends.base import EnergyFigure, FigureSource, InferenceResult
 from fer_ros.backends.settings import settings_from_parameters
-from fer_ros.image_codec import ImageError, image_to_gray
-from fer_ros.latest_worker import LatestWorker
+from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
@@ -133,8 +132,6 @@ class InferenceNode(PipelineNode):
         self._telemetry_pub = self.create_lifecycle_publisher(
             Telemetry, "telemetry", RELIABLE_OUTPUT
         )
-        self._worker = LatestWorker(self._process, self._on_error, "inference")
-        self._subscription = None
         self._backend: InferenceBackend | None = None
         self._power: PowerSource | None = None
         self._card: ModelCard | None = None
@@ -164,21 +161,10 @@ class InferenceNode(PipelineNode):
 
     def activate(self) -> None:
         assert self._backend is not None  # configure succeeded before activate
-        self._worker.start()
         if self._backend.input_kind is InputKind.SPIKES:
-            self._subscription = self.create_subscription(
-                SpikeTrainArray, "spike_trains", self._worker.submit, LATEST_ONLY
-            )
+            self.subscribe_input(SpikeTrainArray, "spike_trains", LATEST_ONLY)
         else:
-            self._subscription = self.create_subscription(
-                FaceArray, "faces", self._worker.submit, LATEST_ONLY
-            )
-
-    def deactivate(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        self._worker.stop()
+            self.subscribe_input(FaceArray, "faces", LATEST_ONLY)
 
     def cleanup(self) -> None:
         if self._backend is not None:
@@ -190,11 +176,7 @@ class InferenceNode(PipelineNode):
         self.clear("device")
 
     # --- per frame -------------------------------------------------------------------------
-    def _on_error(self, error: Exception) -> None:
-        level = WARN if isinstance(error, (ImageError, ValueError)) else ERROR
-        self.report("input", level, f"input dropped: {error}")
-
-    def _process(self, msg: FaceArray | SpikeTrainArray) -> None:
+    def process(self, msg: FaceArray | SpikeTrainArray) -> None:
         backend, card = self._backend, self._card
         if backend is None or card is None:
             return
@@ -221,7 +203,6 @@ class InferenceNode(PipelineNode):
             self._power.sample()
             now = time.monotonic()  # power sources work on the monotonic clock
             energy = self._power.energy(now - (end - begin), now)
-        self.clear("input")
         for item, scores in zip(items, result.scores, strict=True):
             out.expressions.append(self._expression(item, scores, card))
         self._expressions_pub.publish(out)
@@ -291,7 +272,7 @@ class InferenceNode(PipelineNode):
             inference_ms=inference_s * 1000.0,
             end_to_end_ms=end_to_end_ms,
             throughput_fps=self._rate.rate(),
-            frames_dropped=self._worker.dropped,
+            frames_dropped=self.inputs.dropped,
         )
         fill_energy(telemetry, energy)
         stats = result.spike_stats
@@ -326,9 +307,7 @@ class InferenceNode(PipelineNode):
             "runtime": backend.runtime if backend else "",
             "device": backend.device if backend else "",
             "fallback": str(backend.fallback if backend else False),
-            "inputs_received": str(self._worker.received),
             "inferences": str(self.inferences),
-            "inputs_dropped": str(self._worker.dropped),
             "inference_p50_ms": f"{self._inference_ms.percentile(50):.2f}",
             "inference_p95_ms": f"{self._inference_ms.percentile(95):.2f}",
             "end_to_end_p50_ms": f"{self._end_to_end_ms.percentile(50):.1f}",

@@ -1,9 +1,10 @@
 """Lifecycle base for the pipeline's nodes: parameters, problems, 1 Hz diagnostics.
 
 Subclasses implement ``configure`` (read parameters, load resources; raise to fail),
-``activate``/``deactivate`` (subscriptions and workers) and ``cleanup`` (free
-resources), and describe themselves on /diagnostics through ``diagnostic_values``.
-Problems are logged once when they appear and once when they clear, never per frame.
+``activate`` (call ``subscribe_input``), ``process`` (one input message, on a worker
+thread that always takes the newest input) and ``cleanup`` (free resources), and
+describe themselves on /diagnostics through ``diagnostic_values``. Problems are logged
+once when they appear and once when they clear, never per frame.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile
 
+from fer_ros.latest_worker import LatestWorker
 from fer_ros.parameters import Param, declare_parameters, read_parameters
 
 # diagnostic_msgs levels are single bytes, so max() orders them OK < WARN < ERROR.
@@ -33,6 +36,10 @@ class PipelineNode(LifecycleNode):
         self.active = False
         self._problems: dict[str, tuple[bytes, str]] = {}
         self._problems_lock = threading.Lock()
+        self.inputs: LatestWorker[Any] = LatestWorker(
+            self._process_input, self._input_failed, node_name
+        )
+        self._input_subscription: Any = None
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
@@ -41,10 +48,13 @@ class PipelineNode(LifecycleNode):
         """Load resources from ``self.config``; raise with a clear message to fail."""
 
     def activate(self) -> None:
-        """Create subscriptions and start workers."""
+        """Subscribe (``subscribe_input``) and start timers."""
 
     def deactivate(self) -> None:
-        """Destroy subscriptions and stop workers."""
+        """Stop what ``activate`` started beyond the input subscription."""
+
+    def process(self, msg: Any) -> None:
+        """Handle one input message; raise ValueError for bad input (logged once)."""
 
     def cleanup(self) -> None:
         """Free what ``configure`` loaded."""
@@ -76,6 +86,7 @@ class PipelineNode(LifecycleNode):
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = False
+        self._stop_input()
         self.deactivate()
         self.get_logger().info("inactive")
         return super().on_deactivate(state)
@@ -92,8 +103,31 @@ class PipelineNode(LifecycleNode):
         """Stop work and free resources without a transition (process shutdown)."""
         if self.active:
             self.active = False
+            self._stop_input()
             self.deactivate()
         self.cleanup()
+
+    # --- newest-wins input -----------------------------------------------------------------
+    def subscribe_input(self, msg_type: type, topic: str, qos: QoSProfile) -> None:
+        """Feed ``topic`` to ``process`` on a worker; a newer message replaces a waiting one."""
+        self.inputs.start()
+        self._input_subscription = self.create_subscription(
+            msg_type, topic, self.inputs.submit, qos
+        )
+
+    def _stop_input(self) -> None:
+        if self._input_subscription is not None:
+            self.destroy_subscription(self._input_subscription)
+            self._input_subscription = None
+        self.inputs.stop()
+
+    def _process_input(self, msg: Any) -> None:
+        self.process(msg)
+        self.clear("input")
+
+    def _input_failed(self, error: Exception) -> None:
+        bad_input = isinstance(error, ValueError)  # ImageError included: the input's fault
+        self.report("input", WARN if bad_input else ERROR, f"input dropped: {error}")
 
     # --- problems and diagnostics ------------------------------------------------------
     def report(self, key: str, level: bytes, message: str) -> None:
@@ -127,7 +161,14 @@ class PipelineNode(LifecycleNode):
             status.level, status.message = WARN, "inactive"
         else:
             status.level, status.message = OK, "running"
-        values = {"state": "active" if self.active else "inactive", **self.diagnostic_values()}
+        values = {"state": "active" if self.active else "inactive"}
+        if self._input_subscription is not None or self.inputs.received:
+            values.update(
+                inputs_received=str(self.inputs.received),
+                inputs_processed=str(self.inputs.processed),
+                inputs_dropped=str(self.inputs.dropped),
+            )
+        values.update(self.diagnostic_values())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

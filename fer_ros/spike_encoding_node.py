@@ -13,12 +13,11 @@ import numpy as np
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from fer_msgs.msg import FaceArray, SpikeTrain, SpikeTrainArray
-from fer_ros.image_codec import ImageError, image_to_gray
-from fer_ros.latest_worker import LatestWorker
+from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import ERROR, WARN, PipelineNode
+from fer_ros.pipeline_node import PipelineNode
 from fer_ros.preprocessing import preprocess_crops, stack_crops
 from fer_ros.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
 from fer_ros.stats import RollingLatency
@@ -60,8 +59,6 @@ class SpikeEncodingNode(PipelineNode):
         self._trains_pub = self.create_lifecycle_publisher(
             SpikeTrainArray, "spike_trains", RELIABLE_OUTPUT
         )
-        self._worker = LatestWorker(self._process, self._on_error, "spike_encoding")
-        self._subscription = None
         self._card: ModelCard | None = None
         self._settings = EncodingSettings()
         self._latency = RollingLatency()
@@ -81,25 +78,12 @@ class SpikeEncodingNode(PipelineNode):
         )
 
     def activate(self) -> None:
-        self._worker.start()
-        self._subscription = self.create_subscription(
-            FaceArray, "faces", self._worker.submit, LATEST_ONLY
-        )
-
-    def deactivate(self) -> None:
-        if self._subscription is not None:
-            self.destroy_subscription(self._subscription)
-            self._subscription = None
-        self._worker.stop()
+        self.subscribe_input(FaceArray, "faces", LATEST_ONLY)
 
     def cleanup(self) -> None:
         self._card = None
 
-    def _on_error(self, error: Exception) -> None:
-        level = WARN if isinstance(error, (ImageError, ValueError)) else ERROR
-        self.report("input", level, f"faces dropped: {error}")
-
-    def _process(self, msg: FaceArray) -> None:
+    def process(self, msg: FaceArray) -> None:
         card = self._card
         if card is None:
             return
@@ -115,7 +99,6 @@ class SpikeEncodingNode(PipelineNode):
             intensities = preprocess_crops(crops, card.preprocessing, card.canny)[:, 0]
             for face, pixels in zip(msg.faces, intensities, strict=True):
                 out.trains.append(self._train(msg, face.id, face.roi, pixels, card))
-        self.clear("input")
         self._trains_pub.publish(out)
         self._latency.add((time.perf_counter() - start) * 1000.0)
 
@@ -147,9 +130,6 @@ class SpikeEncodingNode(PipelineNode):
 
     def diagnostic_values(self) -> dict[str, str]:
         return {
-            "inputs_received": str(self._worker.received),
-            "inputs_processed": str(self._worker.processed),
-            "inputs_dropped": str(self._worker.dropped),
             "spikes_emitted": str(self.spikes_emitted),
             "latency_p50_ms": f"{self._latency.percentile(50):.2f}",
             "latency_p95_ms": f"{self._latency.percentile(95):.2f}",

@@ -75,7 +75,9 @@ def test_replay_refuses_a_bag_with_the_wrong_type(ros, tmp_path):
     string_type = store.types["std_msgs/msg/String"]
     with Writer(bag, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
         connection = writer.add_connection("/image_raw", string_type.__msgtype__, typestore=store)
-        writer.write(connection, 1, store.serialize_cdr(string_type(data="hi"), string_type.__msgtype__))
+        writer.write(
+            connection, 1, store.serialize_cdr(string_type(data="hi"), string_type.__msgtype__)
+        )
     node = rclpy.create_node("player")
     with pytest.raises(BagError, match="is std_msgs/msg/String, expected sensor_msgs/msg/Image"):
         replay(node, bag, {"/image_raw": "sensor_msgs/msg/Image"})

@@ -64,9 +64,20 @@ def test_loihi_profile_encodes_spikes_and_edge_profiles_do_not():
 )
 @pytest.mark.parametrize("launch_file", ["loihi.launch.py", "edge.launch.py"])
 def test_launch_files_build_their_description(launch_file):
-    spec = importlib.util.spec_from_file_location("launch_file", share_dir() / "launch" / launch_file)
+    spec = importlib.util.spec_from_file_location(
+        "launch_file", share_dir() / "launch" / launch_file
+    )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     names = {a.name for a in description.get_launch_arguments()}
     assert {"source", "namespace"} <= names
+
+
+def test_readme_parameter_tables_match_the_nodes():
+    from fer_ros.parameter_docs import parameter_tables
+
+    readme = (share_dir() / "README.md") if (share_dir() / "README.md").is_file() else None
+    if readme is None:
+        pytest.skip("README.md is not beside the package (installed share dir)")
+    assert parameter_tables() in readme.read_text(), "run python -m fer_ros.parameter_docs"
