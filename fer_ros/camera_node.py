@@ -7,6 +7,7 @@ Topics (relative, so a namespace or remap places them): ``image_raw``
 from __future__ import annotations
 
 import math
+import threading
 import time
 
 import cv2
@@ -73,6 +74,8 @@ class CameraNode(PipelineNode):
             CameraInfo, "camera_info", qos_profile_sensor_data
         )
         self._source: FrameSource | None = None
+        # A tick may still be decoding on an executor thread while cleanup runs.
+        self._source_lock = threading.Lock()
         self._timer = None
         self._group = MutuallyExclusiveCallbackGroup()
         self._rate = RateMeter()
@@ -99,18 +102,20 @@ class CameraNode(PipelineNode):
             self._timer = None
 
     def cleanup(self) -> None:
-        if self._source is not None:
-            self._source.close()
-            self._source = None
+        with self._source_lock:
+            if self._source is not None:
+                self._source.close()
+                self._source = None
 
     def _tick(self) -> None:
-        source = self._source
-        if source is None or self.end_of_stream:
-            return
-        frame = source.read()
-        if frame is None:
-            self._handle_missing_frame(source)
-            return
+        with self._source_lock:
+            source = self._source
+            if source is None or self.end_of_stream:
+                return
+            frame = source.read()
+            if frame is None:
+                self._handle_missing_frame(source)
+                return
         self.clear("source")
         self._publish(frame)
 

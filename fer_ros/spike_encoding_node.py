@@ -30,13 +30,20 @@ PARAMETERS = (
         "path) whose input preprocessing the spikes must match",
     ),
     Param("encoding", "rate", "Spike coding of pixel intensity", choices=ENCODINGS),
-    Param("timesteps", 30, "Steps per presentation", minimum=1, maximum=10000),
-    Param("dt", 0.001, "Seconds per step", minimum=1e-5, maximum=1.0),
+    Param(
+        "timesteps",
+        0,
+        "Steps per presentation; 0: as the model card's SNN was converted",
+        minimum=0,
+        maximum=10000,
+    ),
+    Param("dt", 0.0, "Seconds per step; 0: as converted", minimum=0.0, maximum=1.0),
     Param(
         "max_rate",
-        250.0,
-        "Firing rate of a full-intensity pixel in Hz (max_rate*dt <= 1)",
-        minimum=1.0,
+        0.0,
+        "Firing rate of a full-intensity pixel in Hz (max_rate*dt <= 1); 0: the SNN's input "
+        "rate as converted",
+        minimum=0.0,
         maximum=100000.0,
     ),
     Param(
@@ -66,12 +73,7 @@ class SpikeEncodingNode(PipelineNode):
 
     def configure(self) -> None:
         self._card = load_model_card(self.config["model_card"])
-        self._settings = EncodingSettings(
-            encoding=self.config["encoding"],
-            timesteps=self.config["timesteps"],
-            dt=self.config["dt"],
-            max_rate=self.config["max_rate"],
-        )
+        self._settings = encoding_settings(self.config, self._card)
         self.get_logger().info(
             f"{self._settings.encoding} coding, {self._settings.timesteps} steps, "
             f"{self._card.preprocessing} input (from {self._card.model_id})"
@@ -134,6 +136,21 @@ class SpikeEncodingNode(PipelineNode):
             "latency_p50_ms": f"{self._latency.percentile(50):.2f}",
             "latency_p95_ms": f"{self._latency.percentile(95):.2f}",
         }
+
+
+def encoding_settings(config: dict, card: ModelCard) -> EncodingSettings:
+    """Parameters, where 0 defers to the card's SNN section (what the SNN was converted for)."""
+    snn = card.extra.get("snn", {})
+    timesteps = config["timesteps"] or int(snn.get("timesteps", 0))
+    dt = config["dt"] or float(snn.get("dt", 0.0))
+    max_rate = config["max_rate"] or float(snn.get("input_rate_hz", 0.0))
+    if not (timesteps and dt and max_rate):
+        raise ValueError(
+            f"{card.model_id} has no converted SNN section: set timesteps, dt and max_rate"
+        )
+    return EncodingSettings(
+        encoding=config["encoding"], timesteps=timesteps, dt=dt, max_rate=max_rate
+    )
 
 
 def main(args: list[str] | None = None) -> None:

@@ -129,13 +129,15 @@ def test_spike_encoder_emits_the_trains_of_the_model_cards_preprocessing(ros, me
     probe.publisher("faces", FaceArray).publish(face_arrays[0])
     assert wait_for(lambda: len(trains) == 1)
     card = load_model_card("fer_snn_loihi.json")
+    snn = card.extra["snn"]  # the encoder defaults to what the SNN was converted for
+    settings = EncodingSettings(timesteps=20, dt=snn["dt"], max_rate=snn["input_rate_hz"])
     train = trains[0].trains[0]
     assert (train.timesteps, train.height, train.width) == (20, 48, 48)
     assert train.preprocessing == card.preprocessing and train.encoding == "rate"
     crop = image_to_gray(face_arrays[0].faces[0].crop)[None]
     expected = encode(
         preprocess_crops(crop, card.preprocessing, card.canny)[0, 0],
-        EncodingSettings(timesteps=20),
+        settings,
     )
     spikes = unpack_spikes(bytes(train.spikes), (20, 48, 48))
     np.testing.assert_array_equal(spikes, expected)

@@ -1,0 +1,250 @@
+"""Intel Loihi backend: the converted SNN on nengo-loihi (bit-level emulator or hardware).
+
+The network is built and compiled once when the backend loads; every face is then one
+presentation of ``timesteps`` steps of its (off-chip encoded) spike train, with the
+network state reset in between (see :mod:`fer_ros.snn.runner`).
+
+Scores are the output layer's integrated activity, normalised to sum to 1: per class,
+output spikes plus the change of membrane voltage over the face, in thresholds, floored
+at 0. The converted output neurons are integrators that do not spike within a face, so
+this is the integral of the logit drive (see :mod:`fer_ros.snn.convert`). A face that
+drives no class above zero gets uniform scores.
+
+Options (``BackendSettings.options``; declared below as ``loihi.<option>`` parameters).
+``timesteps``, ``dt`` and ``input_rate`` of 0 mean "as converted" (the SNN file); the
+spike encoder's ``timesteps``, ``dt`` and ``max_rate`` must match them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import numpy as np
+
+from fer_ros.backends.base import (
+    BackendSettings,
+    BackendUnavailable,
+    EnergyFigure,
+    InferenceResult,
+    InputKind,
+    SpikeStats,
+)
+from fer_ros.parameters import Param
+
+log = logging.getLogger(__name__)
+
+INSTALL_NENGO_LOIHI = 'pip install nengo-loihi==1.1.0 "numpy<2"'
+NXSDK_HELP = (
+    "target 'loihi' needs Intel's NxSDK, which is not on PyPI: it is distributed to "
+    "Intel Neuromorphic Research Community (INRC) members with access to Loihi "
+    "hardware (install the NxSDK wheel from the INRC cloud/Kapoho Bay kit, then "
+    "`python -c 'import nxsdk'` must work). Use target 'sim' for the emulator."
+)
+
+
+class LoihiBackend:
+    """Converted SNN on Intel Loihi via nengo-loihi; see the module docstring."""
+
+    name: ClassVar[str] = "loihi"
+    input_kind: ClassVar[InputKind] = InputKind.SPIKES
+    options: ClassVar[tuple[Param, ...]] = (
+        Param(
+            "target",
+            "auto",
+            "sim: nengo-loihi emulator; loihi: hardware via NxSDK; auto: loihi if NxSDK "
+            "is importable, else sim (reported as a fallback)",
+            choices=("auto", "sim", "loihi"),
+        ),
+        Param("timesteps", 0, "Steps per face; 0: as converted", minimum=0, maximum=10000),
+        Param("dt", 0.0, "Seconds per step; 0: as converted", minimum=0.0, maximum=1.0),
+        Param(
+            "input_rate",
+            0.0,
+            "Max rate (Hz) of the spike encoder, i.e. its max_rate; 0: as converted",
+            minimum=0.0,
+            maximum=1e6,
+        ),
+        Param(
+            "reset",
+            "auto",
+            "State reset between faces: state (emulator, exact), settle (input-free "
+            "steps; hardware); auto: state on the emulator, settle on hardware",
+            choices=("auto", "state", "settle"),
+        ),
+        Param(
+            "settle_steps", 10, "Input-free steps per face when settling", minimum=0, maximum=10000
+        ),
+        Param(
+            "energy_static",
+            "cores",
+            "Leakage in the modelled energy: cores (share of used cores), chip, none",
+            choices=("cores", "chip", "none"),
+        ),
+        Param(
+            "step_time_us",
+            0.0,
+            "Chip time per step for modelled power; 0: activity-based model",
+            minimum=0.0,
+            maximum=1e6,
+        ),
+        Param("fast_emulator", True, "Vectorised, bit-identical emulator spike delivery"),
+    )
+
+    def __init__(self, settings: BackendSettings) -> None:
+        try:
+            import nengo_loihi  # noqa: F401
+        except ImportError as exc:
+            raise BackendUnavailable(
+                f"nengo-loihi is not importable ({exc}); install it with: {INSTALL_NENGO_LOIHI}"
+            ) from exc
+        from fer_ros.snn.activity import ActivityCounter
+        from fer_ros.snn.energy import LoihiEnergyModel, NxsdkEnergyMeter
+        from fer_ros.snn.params import load_snn_params
+        from fer_ros.snn.runner import SnnRunner, has_nxsdk, resolve_target
+
+        opts: dict[str, Any] = dict(settings.options)
+        requested = str(opts.get("target", "auto"))
+        if requested == "loihi" and not has_nxsdk():
+            raise BackendUnavailable(NXSDK_HELP)
+        try:
+            target = resolve_target(requested)
+        except ValueError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        export = settings.model_export or "snn"
+        try:
+            path = settings.card.file(export)
+        except KeyError as exc:
+            raise BackendUnavailable(
+                f"{exc}; convert the CNN first: python -m fer_ros.snn.convert "
+                f"--card {settings.card.path.name if settings.card.path else '<card>'}"
+            ) from exc
+        if not path.is_file():
+            raise BackendUnavailable(f"SNN parameter file missing: {path}")
+        params = load_snn_params(path)
+        self._check_option(opts, "dt", params.dt)
+        self.timesteps = int(opts.get("timesteps") or params.timesteps)
+        input_rate = float(opts.get("input_rate") or params.input_rate)
+        if input_rate != params.input_rate:
+            log.warning(
+                "input_rate %.0f Hz differs from the %.0f Hz the SNN was converted for; "
+                "the input relay is rescaled, agreement was measured at the latter",
+                input_rate,
+                params.input_rate,
+            )
+        self._requested = requested
+        self._warned_steps = False
+        self._target = target
+        self.params = params
+        self._runner = SnnRunner(
+            params,
+            target=target,
+            input_rate=input_rate,
+            reset=str(opts.get("reset", "auto")),
+            settle_steps=int(opts.get("settle_steps", 10)),
+            fast=bool(opts.get("fast_emulator", True)),
+        )
+        self._counter = ActivityCounter(params)
+        step_us = float(opts.get("step_time_us", 0.0) or 0.0)
+        self._model = LoihiEnergyModel(
+            static=str(opts.get("energy_static", "cores")),
+            step_time=step_us * 1e-6 if step_us > 0 else None,
+        )
+        self._meter = NxsdkEnergyMeter(self._runner.sim) if target == "loihi" else None
+        log.info(
+            "loihi backend: %s on %s, %d cores, %d steps/face, reset %s",
+            params.model_id,
+            self.device,
+            params.n_cores,
+            self.timesteps,
+            self._runner.reset_mode,
+        )
+
+    @staticmethod
+    def _check_option(opts: dict[str, Any], key: str, expected: float) -> None:
+        value = opts.get(key)
+        if value not in (None, "", 0) and not np.isclose(float(value), expected):
+            raise BackendUnavailable(
+                f"option {key}={value} does not match the converted network ({expected}); "
+                "reconvert with python -m fer_ros.snn.convert or change the option"
+            )
+
+    @property
+    def runtime(self) -> str:
+        return self._runner.runtime
+
+    @property
+    def device(self) -> str:
+        return "loihi" if self._target == "loihi" else "loihi-emulator"
+
+    @property
+    def fallback(self) -> bool:
+        """True when ``target=auto`` found no NxSDK and fell back to the emulator."""
+        return self._requested == "auto" and self._target != "loihi"
+
+    def infer(self, batch: np.ndarray) -> InferenceResult:
+        """Classify bool spikes (n, timesteps, H, W); one presentation per face."""
+        if batch.ndim != 4 or batch.dtype != np.bool_:
+            raise ValueError(
+                f"expected bool spikes (n, timesteps, H, W), got {batch.dtype} {batch.shape}"
+            )
+        c_in, h_in, w_in = self.params.input_shape
+        if batch.shape[2:] != (h_in, w_in) or c_in != 1:
+            raise ValueError(f"spikes of shape {batch.shape[2:]} do not fit input {(h_in, w_in)}")
+        if batch.shape[1] != self.timesteps and not self._warned_steps:
+            self._warned_steps = True  # the network runs any length; say so once
+            log.warning(
+                "spike trains have %d steps, the backend expects %d: running %d",
+                batch.shape[1],
+                self.timesteps,
+                batch.shape[1],
+            )
+        scores = np.zeros((len(batch), self.params.n_classes), np.float32)
+        activities = []
+        measured = [0.0, 0.0]
+        for i, spikes in enumerate(batch):
+            shown = self._runner.run(spikes)
+            readout = np.maximum(shown.readout(), 0.0)
+            total = readout.sum()
+            scores[i] = readout / total if total > 0 else 1.0 / len(readout)
+            activities.append(
+                self._counter.count(shown.input_counts, shown.layer_counts, shown.timesteps)
+            )
+            if self._meter is not None:
+                joules, seconds = self._meter.delta()
+                measured[0] += joules
+                measured[1] += seconds
+        energy: EnergyFigure | None = None
+        if len(batch):
+            energy = (
+                self._meter.figure(*measured)
+                if self._meter is not None
+                else self._model.figure(activities)
+            )
+        return InferenceResult(
+            scores=scores, spike_stats=_stats(activities, self.timesteps), energy=energy
+        )
+
+    def close(self) -> None:
+        self._runner.close()
+
+
+def _stats(activities: list, timesteps: int) -> SpikeStats | None:
+    """Totals over all faces; the first entry is the off-chip input (injected spikes)."""
+    if not activities:
+        return None
+    first = activities[0]
+    names = ("input", *(a.name for a in first.layers))
+    neurons = (first.input_neurons, *(a.neurons for a in first.layers))
+    spikes = [sum(act.input_spikes for act in activities)]
+    for j in range(len(first.layers)):
+        spikes.append(sum(act.layers[j].spikes for act in activities))
+    return SpikeStats(
+        layer_names=names,
+        layer_spikes=tuple(int(s) for s in spikes),
+        layer_neurons=tuple(int(n) for n in neurons),
+        timesteps=timesteps,
+        presentations=len(activities),
+        synaptic_ops=int(sum(a.synaptic_ops for a in activities)),
+        neuron_updates=int(sum(a.neuron_updates for a in activities)),
+    )

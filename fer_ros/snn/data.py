@@ -1,0 +1,59 @@
+"""Face crops for calibration and evaluation, split exactly as the model was trained.
+
+The card's ``data.split`` records how training held groups out (seed, fraction and a
+digest of the held-out group ids). The same split is recomputed here with the training
+package's own function and checked against the digest, so calibration never sees a
+held-out group and evaluation never sees a training group.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from fer_ros.model_card import ModelCard
+from fer_ros.preprocessing import preprocess_crops
+
+DEFAULT_DATA = Path(os.environ.get("FER_ROS_DATA", "/work/shared/data/ck_plus_48_dev.npz"))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Preprocessed crops (float32 (n, 1, H, W)) and labels of one side of the split."""
+
+    x: np.ndarray
+    y: np.ndarray
+    groups: np.ndarray
+
+
+def card_split(card: ModelCard, path: Path = DEFAULT_DATA) -> tuple[Split, Split]:
+    """(train, held_out) crops preprocessed per ``card``; raises if the split can't be rebuilt."""
+    from fer_ros.training.data import load_dataset
+    from fer_ros.training.splits import groups_digest, holdout_split
+
+    split = dict(card.extra.get("data", {}).get("split", {}))
+    if not split:
+        raise ValueError(f"card {card.model_id!r} records no data.split; cannot find held-out data")
+    ds = load_dataset(path, tuple(card.classes))
+    train_idx, test_idx = holdout_split(ds, float(split["test_fraction"]), int(split["seed"]))
+    digest = groups_digest(ds.groups[test_idx])
+    expected = split.get("test_groups_sha1")
+    if expected and digest != expected:
+        raise ValueError(
+            f"held-out groups of {path} (sha1 {digest}) differ from the card's ({expected})"
+        )
+    x = preprocess_crops(ds.images, card.preprocessing, card.canny)
+    return (
+        Split(x[train_idx], ds.labels[train_idx], ds.groups[train_idx]),
+        Split(x[test_idx], ds.labels[test_idx], ds.groups[test_idx]),
+    )
+
+
+def calibration_subset(train: Split, n: int, seed: int = 0) -> np.ndarray:
+    """Up to ``n`` training crops, drawn without replacement with a fixed seed."""
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(len(train.x))[:n]
+    return train.x[np.sort(idx)]

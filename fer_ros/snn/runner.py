@@ -1,0 +1,198 @@
+"""Run a built SNN one face at a time on nengo-loihi (emulator or Loihi hardware).
+
+The simulator is built once; each face is one ``run_steps(timesteps)`` with its spike
+train preset in the input buffer, followed by a state reset so that faces do not leak
+into each other. nengo-loihi 1.1 does not implement ``Simulator.reset()``, so:
+
+* ``reset="state"`` (emulator only, default there): zero the emulator's compartment
+  state (current, voltage, refractory counters) and drop input spikes still queued for
+  the next step. Exact, and costs nothing.
+* ``reset="settle"`` (the only choice on hardware): run ``settle_steps`` with no input
+  and discard them. Voltages between 0 and threshold survive (Loihi has no leak for these
+  IF neurons), so this is only approximately a reset; and because negative membranes
+  would survive too, settling networks are built with nengo's clamped
+  ``SpikingRectifiedLinear`` instead of :mod:`.neurons`' integrating neuron.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from fer_ros.snn.builder import SnnNetwork, build_network
+from fer_ros.snn.fast_emulator import accelerate
+from fer_ros.snn.params import SnnParams
+
+log = logging.getLogger(__name__)
+
+TARGETS = ("auto", "sim", "loihi")
+RESETS = ("auto", "state", "settle")
+
+
+def has_nxsdk() -> bool:
+    """True when Intel's NxSDK (Loihi hardware access) is importable."""
+    try:
+        from nengo_loihi.hardware.nxsdk_shim import HAS_NXSDK
+    except ImportError:
+        return False
+    return bool(HAS_NXSDK)
+
+
+def resolve_target(target: str) -> str:
+    """``auto`` -> ``loihi`` when NxSDK is importable, else ``sim`` (the emulator)."""
+    if target not in TARGETS:
+        raise ValueError(f"unknown target {target!r}; use one of {TARGETS}")
+    if target != "auto":
+        return target
+    chosen = "loihi" if has_nxsdk() else "sim"
+    log.info("target auto -> %s (NxSDK %s)", chosen, "found" if chosen == "loihi" else "absent")
+    return chosen
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """What one face did in the network."""
+
+    output_spikes: np.ndarray  # (timesteps, classes) bool
+    output_voltage: np.ndarray  # (timesteps, classes) voltage / threshold
+    input_counts: np.ndarray  # (pixels,) spikes sent into the chip per input pixel
+    layer_counts: tuple[np.ndarray, ...]  # per layer, spikes per neuron (CNN order)
+    timesteps: int
+    output_start: np.ndarray | float = 0.0  # output voltage / threshold before step 1
+
+    @property
+    def output_counts(self) -> np.ndarray:
+        return self.output_spikes.sum(axis=0).astype(np.float64)
+
+    def readout(self, start: int = 0) -> np.ndarray:
+        """Output integrated over steps ``start..end``, in spikes (count + voltage change).
+
+        Skipping the first steps drops the transient in which the biases are already
+        integrated but the face's spikes have not yet crossed every layer.
+        """
+        start = min(max(int(start), 0), self.timesteps - 1)
+        before = self.output_voltage[start - 1] if start > 0 else self.output_start
+        late = self.output_spikes[start:].sum(axis=0)
+        return late + self.output_voltage[-1] - before
+
+
+class SnnRunner:
+    """A nengo-loihi simulator for one converted network, reused for every face.
+
+    Parameters
+    ----------
+    params : SnnParams
+        The converted network.
+    target : {"auto", "sim", "loihi"}
+        ``sim`` is nengo-loihi's bit-level emulator; ``loihi`` needs NxSDK.
+    input_rate : float, optional
+        Max rate of the spike encoder feeding the network (defaults to the params').
+    reset : {"auto", "state", "settle"}
+        How state is cleared between faces (see the module docstring); ``auto`` is
+        ``state`` on the emulator and ``settle`` on hardware.
+    settle_steps : int
+        Input-free steps after each face when ``reset="settle"``.
+    fast : bool
+        Emulator only: vectorised spike delivery (:mod:`.fast_emulator`), bit-identical.
+    """
+
+    def __init__(
+        self,
+        params: SnnParams,
+        target: str = "auto",
+        input_rate: float | None = None,
+        reset: str = "auto",
+        settle_steps: int = 10,
+        fast: bool = True,
+    ) -> None:
+        import nengo_loihi  # ImportError is mapped to BackendUnavailable by the backend
+
+        self.params = params
+        self.target = resolve_target(target)
+        if reset not in RESETS:
+            raise ValueError(f"unknown reset {reset!r}; use one of {RESETS}")
+        if reset == "auto":
+            reset = "state" if self.target == "sim" else "settle"
+        if reset == "state" and self.target != "sim":
+            raise ValueError("reset='state' edits emulator state; on hardware use 'settle'")
+        self.reset_mode = reset
+        self.settle_steps = int(settle_steps)
+        self.input_rate = params.input_rate if input_rate is None else float(input_rate)
+        self.net: SnnNetwork = build_network(
+            params, input_rate=self.input_rate, integrating=reset == "state"
+        )
+        with warnings.catch_warnings():
+            # nengo-loihi warns about nengo 4 and about discretisation details it handles
+            warnings.simplefilter("ignore")
+            self.sim = nengo_loihi.Simulator(
+                self.net.network, dt=params.dt, precompute=True, target=self.target
+            )
+        self._output_start: np.ndarray | float = 0.0  # nonzero only after settling
+        self.fast = bool(fast and self.target == "sim" and accelerate(self.sim.sims["emulator"]))
+        self._vth = np.concatenate(
+            [b.compartment.vth for b in _blocks(self.sim, self.net.ensembles[-1])]
+        ).astype(np.float64)
+        self._layer_scale = params.dt / params.amplitude
+
+    @property
+    def runtime(self) -> str:
+        import nengo_loihi
+
+        return f"nengo-loihi {nengo_loihi.__version__}"
+
+    def run(self, spikes: np.ndarray) -> Presentation:
+        """Present one face: bool spikes (timesteps, H, W) or (timesteps, C, H, W)."""
+        steps = int(spikes.shape[0])
+        self.net.buffer.set(spikes)
+        self.sim.run_steps(steps)
+        data = self.sim.data
+        layer_counts = tuple(
+            np.rint(data[p].sum(axis=0) * self._layer_scale).astype(np.int64)
+            for p in self.net.spike_probes
+        )
+        voltage = np.asarray(data[self.net.output_voltage_probe], np.float64) / self._vth
+        result = Presentation(
+            output_spikes=np.asarray(data[self.net.spike_probes[-1]]) > 0,
+            output_voltage=voltage,
+            input_counts=spikes.reshape(steps, -1).sum(axis=0).astype(np.int64),
+            layer_counts=layer_counts,
+            timesteps=steps,
+            output_start=self._output_start,
+        )
+        self.sim.clear_probes()  # the node runs for hours: do not let probe data grow
+        self._output_start = voltage[-1]  # used only when state is not zeroed
+        self._reset()
+        return result
+
+    def _reset(self) -> None:
+        if self.reset_mode == "settle":
+            if self.settle_steps == 0:
+                return
+            self.net.buffer.set(np.zeros((self.settle_steps, self.net.buffer.n_inputs), bool))
+            self.sim.run_steps(self.settle_steps)
+            # the integrating output keeps its charge: the next face is read relative to it
+            last = np.asarray(self.sim.data[self.net.output_voltage_probe][-1], np.float64)
+            self._output_start = last / self._vth
+            self.sim.clear_probes()
+            return
+        emulator = self.sim.sims["emulator"]
+        comp = emulator.compartment
+        for array in (comp.input, comp.current, comp.voltage, comp.ref_count):
+            array[...] = 0
+        self._output_start = 0.0
+        comp.spiked[...] = False
+        for spike_input in emulator.inputs:
+            # spikes of the last step would arrive at the first step of the next face
+            for t in [t for t in spike_input.spikes if t not in spike_input.permanent]:
+                del spike_input.spikes[t]
+
+    def close(self) -> None:
+        self.sim.close()
+
+
+def _blocks(sim: object, ens: object) -> list:
+    blocks = sim.model.objs[ens]["out"]  # type: ignore[attr-defined]
+    return list(blocks) if isinstance(blocks, (list, tuple)) else [blocks]

@@ -1,0 +1,50 @@
+"""The committed SNN agrees with its CNN on held-out CK+ crops (nengo-loihi emulator)."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("nengo_loihi")
+
+from fer_ros.cnn_spec import load_cnn_spec
+from fer_ros.model_card import load_model_card
+from fer_ros.snn.convert import file_digest
+from fer_ros.snn.data import card_split
+from fer_ros.snn.evaluate import evaluate
+from fer_ros.snn.params import load_snn_params
+
+MIN_AGREEMENT = 0.95
+
+
+@pytest.fixture(scope="module")
+def model(ck_plus_path):
+    card = load_model_card("fer_snn_loihi.json")
+    if "snn" not in card.files:
+        pytest.skip("fer_snn_loihi has no SNN export yet (python -m fer_ros.snn.convert)")
+    params = load_snn_params(card.file("snn"))
+    spec_path = card.file("cnn_spec")
+    assert params.extra.get("cnn_spec_sha1") == file_digest(spec_path), (
+        "the SNN was converted from another CNN; rerun "
+        "python -m fer_ros.snn.convert --card fer_snn_loihi.json"
+    )
+    _, held_out = card_split(card, ck_plus_path)
+    return card, params, load_cnn_spec(str(spec_path)), held_out
+
+
+def test_held_out_groups_never_calibrated_the_snn(model):
+    card, params, _, held_out = model
+    train, _ = card_split(card)
+    assert not set(train.groups) & set(held_out.groups)
+    assert params.extra["calibration_crops"] <= len(train.x)
+
+
+def test_snn_agrees_with_cnn_at_configured_timesteps(model):
+    card, params, spec, held_out = model
+    result = evaluate(params, spec, held_out.x, held_out.y, params.timesteps)
+    assert result.n == len(held_out.x) >= 100
+    assert result.agreement >= MIN_AGREEMENT, result.as_dict()
+    # accuracy follows the CNN's (within the disagreement)
+    assert abs(result.accuracy - result.cnn_accuracy) <= 1 - result.agreement + 1e-9
+    recorded = card.extra.get("snn", {}).get("held_out_emulator", {})
+    if recorded.get("timesteps") == params.timesteps:
+        assert recorded["agreement_with_cnn"] == pytest.approx(result.agreement, abs=1e-3)

@@ -1,0 +1,78 @@
+"""The Loihi inference backend: loading, errors, and what infer() reports."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+from fer_ros.backends import create_backend
+from fer_ros.backends.base import BackendSettings, BackendUnavailable, FigureSource, InputKind
+from fer_ros.model_card import load_model_card
+from fer_ros.snn.runner import has_nxsdk
+from fer_ros.spike_encoding import EncodingSettings, encode
+
+
+@pytest.fixture(scope="module")
+def card():
+    card = load_model_card("fer_snn_loihi.json")
+    if "snn" not in card.files:
+        pytest.skip("fer_snn_loihi has no SNN export yet (python -m fer_ros.snn.convert)")
+    return card
+
+
+def settings(card, **options):
+    return BackendSettings(card=card, model_export="snn", options=options)
+
+
+@pytest.mark.skipif(has_nxsdk(), reason="NxSDK is installed here")
+def test_target_loihi_without_nxsdk_explains_how_to_get_it(card):
+    with pytest.raises(BackendUnavailable, match="NxSDK") as info:
+        create_backend("loihi", settings(card, target="loihi"))
+    assert "sim" in str(info.value)  # and names the alternative
+
+
+def test_missing_nengo_loihi_names_the_install_command(card, monkeypatch):
+    monkeypatch.setitem(sys.modules, "nengo_loihi", None)  # import now raises ImportError
+    with pytest.raises(BackendUnavailable, match=r'pip install nengo-loihi==1\.1\.0 "numpy<2"'):
+        create_backend("loihi", settings(card))
+
+
+def test_missing_snn_export_is_unavailable(card):
+    with pytest.raises(BackendUnavailable, match=r"fer_ros\.snn\.convert"):
+        create_backend("loihi", BackendSettings(card=card, model_export="no_such_export"))
+
+
+def test_infer_returns_scores_spike_stats_and_modelled_energy(card):
+    pytest.importorskip("nengo_loihi")
+    backend = create_backend("loihi", settings(card, target="auto", timesteps=0))
+    try:
+        assert backend.input_kind is InputKind.SPIKES
+        assert backend.device == ("loihi" if has_nxsdk() else "loihi-emulator")
+        assert backend.fallback == (not has_nxsdk())
+        assert backend.runtime.startswith("nengo-loihi")
+        params = backend.params
+        enc = EncodingSettings("rate", params.timesteps, params.dt, params.input_rate)
+        rng = np.random.default_rng(0)
+        faces = (rng.random((2, 48, 48)) < 0.15).astype(np.float32)
+        batch = np.stack([encode(f, enc) for f in faces])
+        result = backend.infer(batch)
+        assert result.scores.shape == (2, len(card.classes))
+        np.testing.assert_allclose(result.scores.sum(axis=1), 1.0, rtol=1e-5)
+        stats = result.spike_stats
+        assert stats.layer_names == ("input", *params.layer_names)
+        assert stats.presentations == 2 and stats.timesteps == params.timesteps
+        assert stats.layer_spikes[0] == int(batch.sum())
+        assert stats.neuron_updates == 2 * params.timesteps * sum(
+            layer.n_neurons for layer in params.layers
+        )
+        assert stats.synaptic_ops > 0
+        energy = result.energy
+        assert energy.source is FigureSource.MODELLED and energy.energy_j > 0
+        assert energy.power_w > 0 and "Davies" in energy.model
+        assert backend.infer(batch[:0]).scores.shape == (0, len(card.classes))
+        with pytest.raises(ValueError, match="bool spikes"):
+            backend.infer(batch.astype(np.float32))
+    finally:
+        backend.close()
