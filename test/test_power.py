@@ -262,8 +262,16 @@ def test_fallback_uses_the_host_model(tmp_path: Path):
     )
     assert "coral_usb" in power_source_for_backend(config, fallback=False).description
     assert "rpi4" in power_source_for_backend(config, fallback=True).description
-    bare = PowerConfig(model="coral_usb")
+    bare = PowerConfig(model="coral_usb", sysfs_root=str(tmp_path / "no_sensors"))
     assert power_source_for_backend(bare, fallback=True).kind is FigureSource.UNAVAILABLE
+
+
+def test_fallback_measures_the_host_when_it_has_a_sensor(tmp_path: Path):
+    rapl_tree(tmp_path)
+    config = PowerConfig(source="auto", model="coral_usb", sysfs_root=str(tmp_path))
+    # The stick's model must not describe the host; the host's own RAPL counter does.
+    assert power_source_for_backend(config, fallback=True).kind is FigureSource.MEASURED
+    assert power_source_for_backend(config, fallback=False).kind is FigureSource.MODELLED
 
 
 # --- sampling ---------------------------------------------------------------------------------

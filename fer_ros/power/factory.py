@@ -60,8 +60,9 @@ def power_source_for(name: str = "auto", **kwargs: Any) -> PowerSource:
 def power_source_for_backend(config: PowerConfig, fallback: bool, device: str = "") -> PowerSource:
     """The source for what actually ran.
 
-    Without a fallback that is the profile's device. A declared CPU fallback uses
-    ``fallback_model`` (and the host's sensors); a fallback onto another accelerator
+    Without a fallback that is the profile's device. A declared CPU fallback uses the
+    host's sensors, else ``fallback_model`` if the profile names one, else gives no figure;
+    a fallback onto another accelerator
     (``device``, e.g. an NPU standing in for an NCS2) has no model, so no figure.
     """
     if not fallback:
@@ -70,11 +71,8 @@ def power_source_for_backend(config: PowerConfig, fallback: bool, device: str = 
         return UnavailablePowerSource(
             f"ran on {device} in place of the profile's device; no power model covers it"
         )
-    if not config.fallback_model:
-        return UnavailablePowerSource(
-            "backend ran its CPU fallback and the profile names no power.fallback_model"
-        )
-    # Sensors of the accelerator do not cover the host CPU, so pick the host's anew.
+    # The accelerator's sensors and model do not cover the host CPU: measure the host
+    # when a sensor is readable, else model it if the profile names the host's model.
     return from_config(
         PowerConfig(
             source=config.source,
