@@ -2,8 +2,8 @@
 
 Needs the ``launch`` and ``launch_ros`` libraries (a ROS 2 install). The graph comes from
 the profile YAML via :mod:`fer_ros.profiles`, exactly as for ``fer_ros_bringup``. Each
-node is a lifecycle node: launch configures it when it starts and activates it once
-it is configured.
+node is a lifecycle node: launch configures the nodes one after another in graph order,
+then activates them in reverse order (the camera last), as ``fer_ros_bringup`` does.
 """
 
 from __future__ import annotations
@@ -67,38 +67,54 @@ def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -
     path = profile_path(name)
     namespace = LaunchConfiguration("namespace").perform(context)
     source = LaunchConfiguration("source").perform(context)
-    actions: list = []
+    nodes: list[LifecycleNode] = []
     for node_name in profile_nodes(path):
         parameters: list = [str(path)]
         if node_name == "camera" and source:
             parameters.append({"source": source})
-        node = LifecycleNode(
-            package=PACKAGE,
-            executable=NODE_TYPES[node_name].executable,
-            name=node_name,
-            namespace=namespace,
-            parameters=parameters,
-            output="screen",
-        )
-        configure = EmitEvent(
-            event=ChangeState(
-                lifecycle_node_matcher=matches_action(node),
-                transition_id=Transition.TRANSITION_CONFIGURE,
+        nodes.append(
+            LifecycleNode(
+                package=PACKAGE,
+                executable=NODE_TYPES[node_name].executable,
+                name=node_name,
+                namespace=namespace,
+                parameters=parameters,
+                output="screen",
             )
         )
-        activate_when_configured = RegisterEventHandler(
-            OnStateTransition(
-                target_lifecycle_node=node,
-                goal_state="inactive",
-                entities=[
-                    EmitEvent(
-                        event=ChangeState(
-                            lifecycle_node_matcher=matches_action(node),
-                            transition_id=Transition.TRANSITION_ACTIVATE,
-                        )
-                    )
-                ],
-            )
+    # As fer_ros_bringup does: configure in graph order (models load), then activate in
+    # reverse order, so that no stage publishes before the stages after it listen. Each
+    # handler fires once: later transitions (ros2 lifecycle set ...) are left to the user.
+    actions: list = [*nodes]
+    for i, node in enumerate(nodes):
+        after_configure = (
+            _change_state(nodes[i + 1], Transition.TRANSITION_CONFIGURE)
+            if i + 1 < len(nodes)
+            else _change_state(node, Transition.TRANSITION_ACTIVATE)
         )
-        actions += [activate_when_configured, node, configure]
+        actions.append(_on_transition(node, "configuring", "inactive", after_configure))
+        if i > 0:
+            activate_upstream = _change_state(nodes[i - 1], Transition.TRANSITION_ACTIVATE)
+            actions.append(_on_transition(node, "activating", "active", activate_upstream))
+    actions.append(_change_state(nodes[0], Transition.TRANSITION_CONFIGURE))
     return actions
+
+
+def _change_state(node: LifecycleNode, transition_id: int) -> EmitEvent:
+    return EmitEvent(
+        event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)
+    )
+
+
+def _on_transition(
+    node: LifecycleNode, start_state: str, goal_state: str, action: EmitEvent
+) -> RegisterEventHandler:
+    return RegisterEventHandler(
+        OnStateTransition(
+            target_lifecycle_node=node,
+            start_state=start_state,
+            goal_state=goal_state,
+            entities=[action],
+            handle_once=True,
+        )
+    )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
@@ -19,6 +21,9 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:
+        # Finish cleaning up even if another SIGINT arrives: Ctrl-C in a terminal reaches the
+        # whole process group and a non-interactive ros2 launch then sends its own as well.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         node.release()
         executor.shutdown()
         node.destroy_node()

@@ -126,6 +126,8 @@ class PipelineNode(LifecycleNode):
         self.clear("input")
 
     def _input_failed(self, error: Exception) -> None:
+        if not self.context.ok():
+            return  # publishing fails once the process is shutting down; not the input's fault
         bad_input = isinstance(error, ValueError)  # ImageError included: the input's fault
         self.report("input", WARN if bad_input else ERROR, f"input dropped: {error}")
 
@@ -145,7 +147,7 @@ class PipelineNode(LifecycleNode):
     def clear(self, key: str) -> None:
         with self._problems_lock:
             previous = self._problems.pop(key, None)
-        if previous is not None:
+        if previous is not None and self.context.ok():  # silent while shutting down
             self.get_logger().info(f"resolved: {previous[1]}")
 
     def publish_diagnostics(self) -> None:
