@@ -26,7 +26,14 @@ from rclpy.parameter import Parameter
 from fer_ros.lifecycle_manager import LifecycleError, LifecycleManager
 from fer_ros.monitor import PipelineMonitor
 from fer_ros.pipeline_node import PipelineNode
-from fer_ros.profiles import NODE_TYPES, PROFILES, fastdds_profile, profile_nodes, profile_path
+from fer_ros.profiles import (
+    NODE_TYPES,
+    PROFILES,
+    fastdds_profile,
+    parameter_files,
+    profile_nodes,
+    profile_path,
+)
 
 EXECUTOR_THREADS = 4  # nodes do heavy work in their own worker threads; these only dispatch
 
@@ -125,7 +132,7 @@ def create_node(name: str, profile: Path, namespace: str, source: str | None) ->
     return node_class(
         name,
         namespace=namespace,
-        cli_args=["--ros-args", "--params-file", str(profile)],
+        cli_args=["--ros-args", *params_file_args(profile)],
         parameter_overrides=overrides,
     )
 
@@ -134,21 +141,18 @@ def spawn_node(
     name: str, profile: Path, namespace: str, source: str | None
 ) -> subprocess.Popen[bytes]:
     node_type = NODE_TYPES[name]
-    command = [
-        sys.executable,
-        "-m",
-        node_type.module,
-        "--ros-args",
-        "-r",
-        f"__node:={name}",
-        "--params-file",
-        str(profile),
-    ]
+    command = [sys.executable, "-m", node_type.module, "--ros-args", "-r", f"__node:={name}"]
+    command += params_file_args(profile)
     if namespace:
         command += ["-r", f"__ns:={namespace}"]
     if source and name == "camera":
         command += ["-p", f"source:={source}"]
     return subprocess.Popen(command)
+
+
+def params_file_args(profile: Path) -> list[str]:
+    """``--params-file`` for the common file, then the profile (which wins)."""
+    return [arg for file in parameter_files(profile) for arg in ("--params-file", str(file))]
 
 
 if __name__ == "__main__":

@@ -22,7 +22,13 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from fer_ros.profiles import NODE_TYPES, fastdds_profile, profile_nodes, profile_path
+from fer_ros.profiles import (
+    NODE_TYPES,
+    fastdds_profile,
+    parameter_files,
+    profile_nodes,
+    profile_path,
+)
 from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "fer_ros"
@@ -69,7 +75,7 @@ def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -
     source = LaunchConfiguration("source").perform(context)
     nodes: list[LifecycleNode] = []
     for node_name in profile_nodes(path):
-        parameters: list = [str(path)]
+        parameters: list = [str(file) for file in parameter_files(path)]
         if node_name == "camera" and source:
             parameters.append({"source": source})
         nodes.append(

@@ -1,8 +1,10 @@
 """Accelerator profiles: the one place that says which nodes run with which parameters.
 
-A profile is ``config/<name>.yaml`` in ``ros__parameters`` form, keyed ``/**/<node>``
-so that it applies in any namespace. Its keys, in file order, are the graph's nodes.
-Both launch files and the ``fer_ros_bringup`` entry point read profiles through here.
+``config/common.yaml`` holds what every graph shares (camera, face detection); a profile
+``config/<name>.yaml`` adds its accelerator's nodes and may override common values. Both
+are ``ros__parameters`` files keyed ``/**/<node>`` so that they apply in any namespace,
+and are passed to every node in that order (the later file wins). The graph's nodes are
+their keys in file order. Launch files and ``fer_ros_bringup`` read profiles only here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from fer_ros.paths import config_dir
 PROFILES = ("loihi", "coral", "ncs2", "jetson", "rpi", "cpu")
 EDGE_PROFILES = tuple(p for p in PROFILES if p != "loihi")
 FASTDDS_PROFILE = "fastdds_shm.xml"
+COMMON_PROFILE = "common.yaml"
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,18 @@ def profile_path(name_or_path: str) -> Path:
     return path
 
 
+def parameter_files(profile: Path) -> list[Path]:
+    """The parameter files of a profile, in the order nodes must read them."""
+    return [config_dir() / COMMON_PROFILE, profile]
+
+
 def profile_nodes(path: Path) -> list[str]:
-    """Node names of a profile in file order; unknown names are an error."""
-    data = yaml.safe_load(path.read_text()) or {}
-    names = [key.rsplit("/", 1)[-1] for key in data]
+    """Node names of a profile (common ones first) in file order; unknown names fail."""
+    names: list[str] = []
+    for file in parameter_files(path):
+        for key in _sections(file):
+            if key not in names:
+                names.append(key)
     unknown = [n for n in names if n not in NODE_TYPES]
     if unknown:
         raise ValueError(f"{path}: unknown node(s) {unknown}; known: {', '.join(NODE_TYPES)}")
@@ -64,12 +75,23 @@ def profile_nodes(path: Path) -> list[str]:
 
 
 def profile_parameters(path: str | Path, node: str = "inference") -> dict[str, Any]:
-    """One node's ``ros__parameters`` of a profile, nested keys joined with dots."""
-    data = yaml.safe_load(Path(path).read_text()) or {}
-    for key, section in data.items():
-        if str(key).rsplit("/", 1)[-1] == node:
-            return flatten((section or {}).get("ros__parameters", {}))
-    raise KeyError(f"{path}: no {node!r} node; it has {', '.join(map(str, data))}")
+    """One node's parameters in a profile (common values overridden by the profile's),
+    nested keys joined with dots as rclpy names them."""
+    merged: dict[str, Any] = {}
+    found = False
+    for file in parameter_files(Path(path)):
+        sections = _sections(file)
+        if node in sections:
+            found = True
+            merged.update(flatten((sections[node] or {}).get("ros__parameters", {})))
+    if not found:
+        raise KeyError(f"{path}: no {node!r} node; it has {', '.join(profile_nodes(Path(path)))}")
+    return merged
+
+
+def _sections(file: Path) -> dict[str, Any]:
+    data = yaml.safe_load(file.read_text()) or {}
+    return {str(key).rsplit("/", 1)[-1]: value for key, value in data.items()}
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

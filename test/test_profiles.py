@@ -81,3 +81,22 @@ def test_readme_parameter_tables_match_the_nodes():
     if readme is None:
         pytest.skip("README.md is not beside the package (installed share dir)")
     assert parameter_tables() in readme.read_text(), "run python -m fer_ros.parameter_docs"
+
+
+def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
+    from fer_ros.bringup import create_node
+
+    profile = tmp_path / "slow_camera.yaml"
+    profile.write_text(
+        "/**/camera:\n  ros__parameters:\n    fps: 15.0\n"
+        "/**/inference:\n  ros__parameters:\n    accelerator: cpu\n"
+    )
+    assert profile_nodes(profile) == ["camera", "face_detection", "inference"]
+    assert profile_parameters(profile, "camera")["fps"] == 15.0
+    camera = create_node("camera", profile, "", None)
+    detector = create_node("face_detection", profile, "", None)
+    assert camera.get_parameter("fps").value == 15.0  # the profile wins
+    assert camera.get_parameter("source").value == "demo"  # common.yaml fills the rest
+    assert detector.get_parameter("detection_width").value == 240
+    camera.destroy_node()
+    detector.destroy_node()
