@@ -17,11 +17,11 @@ import time
 
 import numpy as np
 import rclpy
-from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 from rclpy.time import Time
 
+from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
 from fer_ros.bringup import EXECUTOR_THREADS, create_node
 from fer_ros.lifecycle_manager import LifecycleManager
 from fer_ros.profiles import fastdds_profile, profile_nodes, profile_path
@@ -85,10 +85,12 @@ def main() -> None:
     rclpy.try_shutdown()
 
     print(
-        f"profile {args.profile}: {args.seconds:.0f} s of single_face.mp4 (looped) at {args.fps:g} FPS"
+        f"profile {args.profile}: {args.seconds:.0f} s of single_face.mp4 (looped) "
+        f"at {args.fps:g} FPS"
     )
     print(
-        f"camera published {frames / args.seconds:6.1f} FPS; results {results / args.seconds:6.1f} FPS; "
+        f"camera published {frames / args.seconds:6.1f} FPS; "
+        f"results {results / args.seconds:6.1f} FPS; "
         f"frames without a result: {max(frames - results, 0)} of {frames}"
     )
     print(f"frames with a labelled face: {labelled[0]}")

@@ -11,6 +11,7 @@ looping) has been played and its last results have arrived.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import sys
@@ -146,7 +147,7 @@ def spawn_node(
     if namespace:
         command += ["-r", f"__ns:={namespace}"]
     if source and name == "camera":
-        command += ["-p", f"source:={source}"]
+        command += ["-p", f"source:={json.dumps(source)}"]  # quoted: "0" stays a string
     return subprocess.Popen(command)
 
 

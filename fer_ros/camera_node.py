@@ -12,6 +12,7 @@ import time
 
 import cv2
 import numpy as np
+from builtin_interfaces.msg import Time
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
@@ -58,6 +59,7 @@ PARAMETERS = (
     ),
 )
 FALLBACK_FPS = 30.0  # when neither the parameter nor the source gives a rate
+MAX_FPS = 240.0  # the fps parameter's upper bound; a source's own claim is clamped to it
 
 
 class CameraNode(PipelineNode):
@@ -88,7 +90,7 @@ class CameraNode(PipelineNode):
             self._source = open_source(self.config["source"])
         except (SourceError, FileNotFoundError) as error:
             raise RuntimeError(str(error)) from error
-        fps = self.config["fps"] or self._source.native_fps or FALLBACK_FPS
+        fps = self.config["fps"] or min(self._source.native_fps, MAX_FPS) or FALLBACK_FPS
         self._period_s = 1.0 / fps
         self.get_logger().info(f"source: {self._source.description} at {fps:.1f} Hz")
 
@@ -112,12 +114,15 @@ class CameraNode(PipelineNode):
             source = self._source
             if source is None or self.end_of_stream:
                 return
+            # Stamp before reading: the frame exists at least from then on, so latency
+            # measured from the stamp is never understated by our own decode time.
+            stamp = self.get_clock().now().to_msg()
             frame = source.read()
             if frame is None:
                 self._handle_missing_frame(source)
                 return
         self.clear("source")
-        self._publish(frame)
+        self._publish(frame, stamp)
 
     def _handle_missing_frame(self, source: FrameSource) -> None:
         if source.is_live:
@@ -138,11 +143,11 @@ class CameraNode(PipelineNode):
                 f"end of stream after {self.frames_published} frames; no more frames"
             )
 
-    def _publish(self, frame: np.ndarray) -> None:
+    def _publish(self, frame: np.ndarray, stamp: Time) -> None:
         width, height = self.config["width"], self.config["height"]
         if width and height and (frame.shape[1], frame.shape[0]) != (width, height):
             frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-        header = Header(frame_id=self.config["frame_id"], stamp=self.get_clock().now().to_msg())
+        header = Header(frame_id=self.config["frame_id"], stamp=stamp)
         self._image_pub.publish(array_to_image(frame, "bgr8", header))
         self._info_pub.publish(self._camera_info(header, frame.shape[1], frame.shape[0]))
         self.frames_published += 1

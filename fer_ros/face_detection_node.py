@@ -61,7 +61,7 @@ PARAMETERS = (
         "track_min_iou",
         0.3,
         "Overlap needed to keep a face's id between frames",
-        minimum=0.0,
+        minimum=0.01,
         maximum=1.0,
     ),
     Param(

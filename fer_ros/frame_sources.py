@@ -42,6 +42,8 @@ class CaptureSource:
         self._capture = cv2.VideoCapture(target, backend)
         if not self._capture.isOpened():
             raise SourceError(f"cannot open {self.description}")
+        if is_live:  # keep no backlog: a queued frame would be stamped late
+            self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self.native_fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
 
     def read(self) -> np.ndarray | None:
@@ -57,6 +59,7 @@ class CaptureSource:
         """Try to open the device again after it disappeared."""
         self._capture.release()
         self._capture = cv2.VideoCapture(self._target, cv2.CAP_V4L2)
+        self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         return self._capture.isOpened()
 
     def close(self) -> None:

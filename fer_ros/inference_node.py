@@ -160,11 +160,21 @@ class InferenceNode(PipelineNode):
             self.report("device", WARN, f"requested device absent; running on {backend.device}")
 
     def activate(self) -> None:
-        assert self._backend is not None  # configure succeeded before activate
+        if self._backend is None:
+            raise RuntimeError("no backend loaded; configure first")
         if self._backend.input_kind is InputKind.SPIKES:
             self.subscribe_input(SpikeTrainArray, "spike_trains", LATEST_ONLY)
         else:
             self.subscribe_input(FaceArray, "faces", LATEST_ONLY)
+
+    def on_activated(self) -> None:
+        # Figures describe this activation only; stale latencies must not re-trigger alarms.
+        self._inference_ms = RollingLatency()
+        self._end_to_end_ms = RollingLatency()
+        self._rate = RateMeter()
+
+    def deactivate(self) -> None:
+        self.clear("latency")
 
     def cleanup(self) -> None:
         if self._backend is not None:
@@ -193,6 +203,7 @@ class InferenceNode(PipelineNode):
             if isinstance(msg, SpikeTrainArray)
             else self._crop_batch(msg, card)
         )
+        prepared = time.perf_counter()
         if self._power is not None:
             self._power.sample()
         begin = time.perf_counter()
@@ -206,7 +217,7 @@ class InferenceNode(PipelineNode):
         for item, scores in zip(items, result.scores, strict=True):
             out.expressions.append(self._expression(item, scores, card))
         self._expressions_pub.publish(out)
-        self._publish_telemetry(msg, backend, card, result, energy, (begin - start, end - begin))
+        self._publish_telemetry(msg, backend, card, result, energy, (prepared - start, end - begin))
 
     def _crop_batch(self, msg: FaceArray, card: ModelCard) -> np.ndarray:
         crops = stack_crops(

@@ -48,14 +48,15 @@ class LatestWorker(Generic[T]):
         self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self) -> None:
+        """Stop after the item in progress; waits for it, so its resources stay valid."""
         with self._condition:
             self._running = False
             self._pending = None
             self._condition.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout_s)
-            self._thread = None
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join()
+        self._thread = None
 
     def _loop(self) -> None:
         while True:

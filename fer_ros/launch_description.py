@@ -8,6 +8,7 @@ then activates them in reverse order (the camera last), as ``fer_ros_bringup`` d
 
 from __future__ import annotations
 
+from launch import LaunchContext, LaunchDescription
 from launch.actions import (
     DeclareLaunchArgument,
     EmitEvent,
@@ -20,6 +21,7 @@ from launch.substitutions import EnvironmentVariable, LaunchConfiguration
 from launch_ros.actions import LifecycleNode
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
+from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
 from fer_ros.profiles import (
@@ -29,7 +31,6 @@ from fer_ros.profiles import (
     profile_nodes,
     profile_path,
 )
-from launch import LaunchContext, LaunchDescription
 
 PACKAGE = "fer_ros"
 
@@ -77,7 +78,8 @@ def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -
     for node_name in profile_nodes(path):
         parameters: list = [str(file) for file in parameter_files(path)]
         if node_name == "camera" and source:
-            parameters.append({"source": source})
+            # Typed as a string: launch reads values as YAML, and "0" would become an int.
+            parameters.append({"source": ParameterValue(source, value_type=str)})
         nodes.append(
             LifecycleNode(
                 package=PACKAGE,

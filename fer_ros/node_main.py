@@ -13,7 +13,12 @@ from fer_ros.pipeline_node import PipelineNode
 def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> None:
     """Start unconfigured, as a lifecycle node should; launch or a manager drives it."""
     rclpy.init(args=args)
-    node = node_class()
+    try:
+        node = node_class()
+    except Exception as error:  # e.g. a parameter of the wrong type in a profile
+        rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {error}")
+        rclpy.try_shutdown()
+        raise SystemExit(1) from error
     executor = MultiThreadedExecutor()
     executor.add_node(node)
     try:

@@ -9,7 +9,10 @@ once when they appear and once when they clear, never per frame.
 
 from __future__ import annotations
 
+import math
 import threading
+import time
+from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
@@ -40,6 +43,8 @@ class PipelineNode(LifecycleNode):
             self._process_input, self._input_failed, node_name
         )
         self._input_subscription: Any = None
+        self.inputs_rejected = 0
+        self._last_rejection = -math.inf
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
@@ -65,47 +70,72 @@ class PipelineNode(LifecycleNode):
     def hardware_id(self) -> str:
         return ""
 
+    def on_activated(self) -> None:
+        """Called after a successful activate (e.g. to reset rolling figures)."""
+
     # --- lifecycle -------------------------------------------------------------------------
+    # rclpy swallows exceptions from transition callbacks without a log, so every step is
+    # guarded here: a failure is reported once (log and /diagnostics) and returns FAILURE.
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
             self.config = read_parameters(self, self.parameters)
             self.configure()
         except Exception as error:
             self.report("configure", ERROR, f"configure failed: {error}")
+            self._guarded("cleanup after the failed configure", self.cleanup)
             return TransitionCallbackReturn.FAILURE
         self.clear("configure")
         self.get_logger().info("configured")
         return super().on_configure(state)
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
-        result = super().on_activate(state)
-        self.activate()
+        result = super().on_activate(state)  # publishers first: the worker may publish at once
+        if not self._guarded("activate", self.activate):
+            self._stop_input()
+            super().on_deactivate(state)
+            return TransitionCallbackReturn.FAILURE
         self.active = True
+        self.on_activated()
         self.get_logger().info("active")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = False
         self._stop_input()
-        self.deactivate()
+        ok = self._guarded("deactivate", self.deactivate)
         self.get_logger().info("inactive")
-        return super().on_deactivate(state)
+        result = super().on_deactivate(state)
+        return result if ok else TransitionCallbackReturn.FAILURE
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        self.cleanup()
+        if not self._guarded("cleanup", self.cleanup):
+            return TransitionCallbackReturn.FAILURE
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release()
         return super().on_shutdown(state)
 
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        # A transition raised: free everything so that "unconfigured" really is.
+        self.release()
+        return super().on_error(state)
+
     def release(self) -> None:
         """Stop work and free resources without a transition (process shutdown)."""
         if self.active:
             self.active = False
             self._stop_input()
-            self.deactivate()
-        self.cleanup()
+            self._guarded("deactivate", self.deactivate)
+        self._guarded("cleanup", self.cleanup)
+
+    def _guarded(self, what: str, step: Callable[[], None]) -> bool:
+        try:
+            step()
+        except Exception as error:
+            self.report(what, ERROR, f"{what} failed: {error}")
+            return False
+        return True
 
     # --- newest-wins input -----------------------------------------------------------------
     def subscribe_input(self, msg_type: type, topic: str, qos: QoSProfile) -> None:
@@ -123,11 +153,16 @@ class PipelineNode(LifecycleNode):
 
     def _process_input(self, msg: Any) -> None:
         self.process(msg)
-        self.clear("input")
+        # Keep a rejection visible for a whole diagnostics period, so one bad message
+        # among good ones still shows on /diagnostics and logs once, not per frame.
+        if time.monotonic() - self._last_rejection > DIAGNOSTICS_PERIOD_S:
+            self.clear("input")
 
     def _input_failed(self, error: Exception) -> None:
         if not self.context.ok():
             return  # publishing fails once the process is shutting down; not the input's fault
+        self.inputs_rejected += 1
+        self._last_rejection = time.monotonic()
         bad_input = isinstance(error, ValueError)  # ImageError included: the input's fault
         self.report("input", WARN if bad_input else ERROR, f"input dropped: {error}")
 
@@ -169,6 +204,7 @@ class PipelineNode(LifecycleNode):
                 inputs_received=str(self.inputs.received),
                 inputs_processed=str(self.inputs.processed),
                 inputs_dropped=str(self.inputs.dropped),
+                inputs_rejected=str(self.inputs_rejected),
             )
         values.update(self.diagnostic_values())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 
@@ -25,21 +26,24 @@ class RollingLatency:
 
 
 class RateMeter:
-    """Events per second over a sliding window of wall time."""
+    """Events per second over a sliding window of wall time (ticked and read from any thread)."""
 
     def __init__(self, window_s: float = 2.0) -> None:
         self._window_s = window_s
         self._times: deque[float] = deque()
+        self._lock = threading.Lock()
 
     def tick(self, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
-        self._times.append(now)
-        self._trim(now)
+        with self._lock:
+            self._times.append(now)
+            self._trim(now)
 
     def rate(self, now: float | None = None) -> float:
         now = time.monotonic() if now is None else now
-        self._trim(now)
-        return len(self._times) / self._window_s
+        with self._lock:
+            self._trim(now)
+            return len(self._times) / self._window_s
 
     def _trim(self, now: float) -> None:
         while self._times and now - self._times[0] > self._window_s:

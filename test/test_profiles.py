@@ -36,9 +36,10 @@ def test_every_profile_parameter_is_declared_and_legal(profile):
             assert name in table, f"{profile}: {node} has no parameter {name!r}"
             assert table[name].check(value) is None, table[name].check(value)
             default = table[name].default
-            assert isinstance(value, type(default)) or (
-                isinstance(default, float) and isinstance(value, int)
-            ), f"{profile}: {node}.{name}={value!r} is not a {type(default).__name__}"
+            # rclpy refuses 30 for a float parameter: types must match exactly.
+            assert type(value) is type(default), (
+                f"{profile}: {node}.{name}={value!r} is not a {type(default).__name__}"
+            )
 
 
 @pytest.mark.parametrize("profile", PROFILES)
