@@ -22,6 +22,7 @@ from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 SENSOR_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"}
+SUBSCRIBER_WAIT_S = 5.0  # frames published before anyone listens are lost
 
 
 class BagError(RuntimeError):
@@ -129,6 +130,7 @@ def replay(
             )
             for topic, msgtype in expected.items()
         }
+        _wait_for_subscribers(node, publishers, SUBSCRIBER_WAIT_S)
         clock_pub = None
         if clock:
             from rosgraph_msgs.msg import Clock
@@ -157,6 +159,16 @@ def replay(
         reader.close()
 
 
+def _wait_for_subscribers(node: Node, publishers: dict[str, Any], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if all(p.get_subscription_count() > 0 for p in publishers.values()):
+            return
+        time.sleep(0.05)
+    idle = [t for t, p in publishers.items() if p.get_subscription_count() == 0]
+    node.get_logger().warning(f"nobody subscribes to {', '.join(idle)}; replaying anyway")
+
+
 def replay_main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="fer_ros_replay", description=replay.__doc__.split("\n")[0]
@@ -173,6 +185,8 @@ def replay_main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clock", action="store_true", help="publish /clock for use_sim_time")
     args = parser.parse_args(argv)
     pairs = args.topic or ["/image_raw=sensor_msgs/msg/Image"]
+    if any("=" not in pair for pair in pairs):
+        parser.error("--topic takes TOPIC=TYPE, e.g. /image_raw=sensor_msgs/msg/Image")
     expected = dict(pair.split("=", 1) for pair in pairs)
     rclpy.init()
     node = rclpy.create_node("fer_ros_replay")

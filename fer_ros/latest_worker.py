@@ -28,6 +28,7 @@ class LatestWorker(Generic[T]):
         self._pending: T | None = None
         self._running = False
         self._thread: threading.Thread | None = None
+        self._busy = False
         self.received = 0
         self.processed = 0
         self.dropped = 0
@@ -66,9 +67,18 @@ class LatestWorker(Generic[T]):
                 if not self._running:
                     return
                 item, self._pending = self._pending, None
+                self._busy = True
             try:
                 self._process(item)  # type: ignore[arg-type]
-            except Exception as error:
+            except Exception as error:  # one bad input must not stop the stage
                 self._on_error(error)
             finally:
-                self.processed += 1
+                with self._condition:
+                    self.processed += 1
+                    self._busy = False
+
+    @property
+    def idle(self) -> bool:
+        """Nothing waiting and nothing in progress."""
+        with self._condition:
+            return self._pending is None and not self._busy

@@ -54,31 +54,50 @@ class LifecycleManager(Node):
                 self.get_logger().warning(str(error))
 
     def _change(self, fqn: str, transition: int, timeout_s: float | None = None) -> None:
-        """Request a transition; runs in the main thread while an executor spins us."""
+        """Request a transition; runs in the main thread while an executor spins us.
+
+        A request can be lost while discovery settles. When it goes unanswered, the node's
+        state decides: the goal state means done; the unchanged start state means lost,
+        so ask again; no answer means the node is busy in the transition, so keep waiting.
+        """
         name, goal = TRANSITIONS[transition]
         deadline = time.monotonic() + (self._timeout_s if timeout_s is None else timeout_s)
         client = self._change_state[fqn]
         if not client.wait_for_service(timeout_sec=max(0.0, deadline - time.monotonic())):
             raise LifecycleError(f"{fqn} did not come up in time")
+        request = ChangeState.Request(transition=Transition(id=transition))
+        future = client.call_async(request)
+        start_state: int | None = None
         while time.monotonic() < deadline:
-            request = ChangeState.Request(transition=Transition(id=transition))
-            response = _call(client, request, min(ATTEMPT_S, deadline - time.monotonic()))
-            if response is not None and response.success:
-                return
-            # Refused, or no answer: maybe an earlier request did get through.
+            if _wait(future, min(ATTEMPT_S, deadline - time.monotonic())):
+                if future.result() is not None and future.result().success:
+                    return
+                break  # an answer of failure is final
             state = _call(self._get_state[fqn], GetState.Request(), ATTEMPT_S)
-            if state is not None and state.current_state.id == goal:
+            if state is None:
+                continue  # busy in the transition: keep waiting for its answer
+            current = state.current_state.id
+            if current == goal:
                 return
-            if response is not None:  # an answer of failure is final
-                break
+            if start_state is None:
+                start_state = current
+            elif current == start_state:  # unchanged twice: the request was lost
+                client.remove_pending_request(future)
+                future = client.call_async(request)
         raise LifecycleError(f"{fqn} failed to {name}; see its log above")
+
+
+def _wait(future: Any, timeout_s: float) -> bool:
+    if future.done():
+        return True
+    finished = threading.Event()
+    future.add_done_callback(lambda _: finished.set())
+    return finished.wait(max(timeout_s, 0.0))
 
 
 def _call(client: Client, request: Any, timeout_s: float) -> Any:
     future = client.call_async(request)
-    finished = threading.Event()
-    future.add_done_callback(lambda _: finished.set())
-    if not finished.wait(max(timeout_s, 0.0)):
+    if not _wait(future, timeout_s):
         client.remove_pending_request(future)
         return None
     return future.result()

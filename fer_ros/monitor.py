@@ -29,6 +29,7 @@ class PipelineMonitor(Node):
         self._lock = threading.Lock()
         self._quiet = quiet
         self._start = time.monotonic()
+        self._camera_name = f"{namespace.rstrip('/')}/camera" if namespace else "/camera"
         self._reset_window()
         self.frames = 0  # ExpressionArray messages seen
         self.frames_with_faces = 0
@@ -70,6 +71,8 @@ class PipelineMonitor(Node):
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         for status in msg.status:
+            if status.name != self._camera_name:  # other graphs share /diagnostics
+                continue
             values = {kv.key: kv.value for kv in status.values}
             if values.get("stream") == "end_of_stream" and self._stream_ended_at is None:
                 self._stream_ended_at = time.monotonic()

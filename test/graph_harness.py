@@ -41,7 +41,15 @@ class Graph:
         camera = self.nodes.get("camera")
         if camera is not None:
             assert wait_for(lambda: camera.end_of_stream, timeout_s), "camera did not finish"
-            time.sleep(1.0)  # let the last frames through
+            self.wait_until_idle()
+
+    def wait_until_idle(self, timeout_s: float = 30.0) -> None:
+        """Until every stage has processed all it received (twice in a row, to let the
+        last messages cross DDS between stages)."""
+        stages = [n for n in self.nodes.values() if n.inputs.received]
+        for _ in range(2):
+            assert wait_for(lambda: all(s.inputs.idle for s in stages), timeout_s)
+            time.sleep(0.2)
 
     def release(self) -> None:
         """Stop and destroy the nodes, so a later graph can reuse their names."""

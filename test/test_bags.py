@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import rclpy
 from graph_harness import Graph
@@ -42,7 +40,7 @@ def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
     replay_expressions = probe2.listen("expressions", ExpressionArray)
     player = rclpy.create_node("player")
     counts = replay(player, bag, {"/image_raw": "sensor_msgs/msg/Image"})
-    time.sleep(1.0)
+    replayed.wait_until_idle()
     replayed.release()
     player.destroy_node()
     assert counts == {"/image_raw": recorded}

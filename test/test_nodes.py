@@ -169,10 +169,12 @@ def test_cpu_inference_labels_real_faces_and_reports_honest_telemetry(ros, media
     t = telemetry[0]
     assert (t.accelerator, t.backend, t.device) == ("cpu", "onnxruntime", "CPUExecutionProvider")
     assert t.faces == 1 and t.inference_ms > 0
-    # No power sensor here: a figure may only be MODELLED (with a model named) or absent.
-    assert t.power_source != Telemetry.SOURCE_MEASURED or t.power_model
+    # The node's defaults name no power model: a figure is a sensor reading or nothing.
+    assert t.power_source in (Telemetry.SOURCE_MEASURED, Telemetry.SOURCE_UNAVAILABLE)
     if t.power_source == Telemetry.SOURCE_UNAVAILABLE:
         assert np.isnan(t.power_w) and np.isnan(t.energy_mj)
+    else:
+        assert t.power_model and t.energy_source == Telemetry.SOURCE_MEASURED
     node.release()
 
 

@@ -1,0 +1,256 @@
+"""Hold out test groups, cross-validate, train the final model, export it, write its card."""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fer_ros.model_card import ModelCard, load_model_card
+from fer_ros.training import graph
+from fer_ros.training.card import update_card, write_card
+from fer_ros.training.checkpoint import Trained, load_checkpoint, save_checkpoint
+from fer_ros.training.data import FaceDataset, load_dataset
+from fer_ros.training.export import export_all
+from fer_ros.training.fit import (
+    TrainSettings,
+    cross_validate,
+    predict_logits,
+    prepare,
+    train_model,
+)
+from fer_ros.training.loihi import loihi_report
+from fer_ros.training.metrics import save_confusion_png, summary
+from fer_ros.training.model import ArchConfig
+from fer_ros.training.splits import (
+    assert_group_disjoint,
+    groups_digest,
+    holdout_split,
+)
+
+LICENCE = (
+    "Weights trained on CK+ (research use only). The images are not redistributed here; "
+    "use the model for research only."
+)
+CALIBRATION_SAMPLES = 200
+
+
+def group_subset(ds: FaceDataset, n: int | None, seed: int) -> FaceDataset:
+    """About ``n`` samples made of whole groups (seeded), for quick runs; None keeps all."""
+    if not n or n >= len(ds):
+        return ds
+    order = np.random.default_rng(seed).permutation(np.unique(ds.groups))
+    keep: list[int] = []
+    for g in order:
+        keep.extend(np.flatnonzero(ds.groups == g))
+        if len(keep) >= n:
+            break
+    return ds.subset(np.sort(np.asarray(keep)))
+
+
+def split_dataset(
+    ds: FaceDataset, test_fraction: float, seed: int
+) -> tuple[FaceDataset, FaceDataset, dict[str, Any]]:
+    """(development set, held-out test set, split description for the card)."""
+    tr, te = holdout_split(ds, test_fraction, seed)
+    assert_group_disjoint(ds.groups, tr, te)
+    info = {
+        "method": "StratifiedGroupKFold fold 0 as test"
+        if ds.usage is None
+        else "FER2013 Usage == PrivateTest as test",
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "n_dev": len(tr),
+        "n_test": len(te),
+        "groups_dev": int(np.unique(ds.groups[tr]).size),
+        "groups_test": int(np.unique(ds.groups[te]).size),
+        "test_groups_sha1": groups_digest(ds.groups[te]),
+    }
+    return ds.subset(tr), ds.subset(te), info
+
+
+def describe_layers(layers: list[graph.Layer]) -> str:
+    parts = []
+    for lay in layers:
+        if lay.kind == "conv":
+            o, i, kh, kw = lay.weights.shape
+            bias = "" if lay.bias is not None else " nobias"
+            parts.append(f"conv{kh}x{kw}/{lay.stride} {i}->{o}{bias}")
+        elif lay.kind == "maxpool":
+            parts.append("maxpool2")
+        else:
+            parts.append(f"dense {lay.weights.shape[1]}->{lay.weights.shape[0]}")
+    return " | ".join(parts)
+
+
+def architecture_figures(t: Trained) -> dict[str, Any]:
+    layers = graph.fold(t.model)
+    return {
+        "name": t.arch.name,
+        "config": t.arch.to_json(),
+        "layers": describe_layers(layers),
+        "parameters": graph.count_params(layers),
+        "macs": graph.count_macs(layers),
+        "neurons_per_layer": graph.neurons_per_layer(layers),
+    }
+
+
+def run(
+    data: str | Path,
+    cfg: ArchConfig,
+    s: TrainSettings,
+    model_id: str,
+    out_dir: Path,
+    exports: list[str],
+    folds: int = 5,
+    test_fraction: float = 0.2,
+    subset: int | None = None,
+    workdir: Path = Path("build/training"),
+    description: str = "",
+    classes: tuple[str, ...] | None = None,
+    group_regex: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> ModelCard:
+    """The whole training run for one model; returns the written card."""
+    started = time.time()
+    out_dir = out_dir.resolve()
+    full = load_dataset(data, classes, group_regex)
+    ds = group_subset(full, subset, s.seed)
+    dev, test, split = split_dataset(ds, test_fraction, s.seed)
+    card_extra: dict[str, Any] = {"description": description} if description else {}
+    if folds >= 2:
+        card_extra["cross_validation"] = cross_validate(dev, cfg, s, folds)
+    model = train_model(dev, cfg, s, desc="final")
+    test_x = prepare(test, s)
+    held = summary(test.labels, predict_logits(model, test_x).argmax(1), ds.classes)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    png = f"{model_id}_confusion.png"
+    save_confusion_png(
+        np.asarray(held["confusion_matrix"]),
+        ds.classes,
+        out_dir / png,
+        f"{model_id} held-out n={held['n']} acc={held['accuracy']:.3f}",
+    )
+    data_info = {
+        "dataset": Path(str(data)).name,
+        "samples": len(ds),
+        "groups": int(np.unique(ds.groups).size),
+        "class_counts": dict(
+            zip(
+                ds.classes, np.bincount(ds.labels, minlength=len(ds.classes)).tolist(), strict=False
+            )
+        ),
+        "subset": subset,
+        "split": split,
+    }
+    t = Trained(
+        model,
+        cfg,
+        ds.classes,
+        s.preprocessing,
+        s.canny,
+        info={
+            "data": str(data),
+            "subset": subset,
+            "seed": s.seed,
+            "test_fraction": test_fraction,
+            "classes": list(ds.classes),
+            "group_regex": group_regex,
+            "card_dir": str(out_dir.resolve()),
+            "model_id": model_id,
+        },
+    )
+    save_checkpoint(t, workdir / f"{model_id}.pt")
+    files, notes, agree = export_all(
+        t, exports, out_dir, model_id, _calibration(dev, s), test_x, test.labels
+    )
+    arch = architecture_figures(t)
+    card_extra.update(
+        {
+            "architecture": arch,
+            "data": data_info,
+            "held_out": held,
+            "confusion_png": png,
+            "export_notes": notes,
+            "export_agreement": agree,
+            "training": {
+                **{k: v for k, v in asdict(s).items() if k not in ("canny", "progress")},
+                "wall_time_s": round(time.time() - started, 1),
+                "checkpoint": f"{workdir}/{model_id}.pt (not committed)",
+            },
+            "licence": LICENCE,
+        }
+    )
+    if cfg.downsample == "stride":
+        card_extra["loihi"] = loihi_report(cfg, graph.fold(model))
+    card_extra.update(extra or {})
+    card = ModelCard(
+        model_id=model_id,
+        classes=ds.classes,
+        input_height=ds.images.shape[1],
+        input_width=ds.images.shape[2],
+        preprocessing=s.preprocessing,
+        canny=s.canny,
+        files=files,
+        extra=card_extra,
+    )
+    _warn_stale(out_dir / f"{model_id}.json", files)
+    write_card(card, out_dir)
+    return card
+
+
+def _warn_stale(card_path: Path, files: dict[str, str]) -> None:
+    """Exports made by other tools from the old weights (e.g. ``snn``) are now stale."""
+    if not card_path.is_file():
+        return
+    stale = sorted(set(load_model_card(card_path).files) - set(files))
+    if stale:
+        print(
+            f"warning: {card_path.name} was rewritten; exports {', '.join(stale)} were made "
+            "from the previous weights and are no longer listed: regenerate them",
+            file=sys.stderr,
+        )
+
+
+def _calibration(dev: FaceDataset, s: TrainSettings) -> np.ndarray:
+    """Preprocessed training crops for int8 calibration (never test data)."""
+    idx = np.random.default_rng(s.seed).permutation(len(dev))[:CALIBRATION_SAMPLES]
+    return prepare(dev.subset(np.sort(idx)), s)
+
+
+def reexport(
+    checkpoint: Path, exports: list[str], out_dir: Path | None, data: Path | None
+) -> ModelCard:
+    """Re-run exports of a saved checkpoint and merge them into its card."""
+    t = load_checkpoint(checkpoint)
+    info = t.info
+    out_dir = (out_dir or Path(info["card_dir"])).resolve()  # card lookups need absolute
+    s = TrainSettings(preprocessing=t.preprocessing, canny=t.canny, seed=int(info["seed"]))
+    full = load_dataset(data or info["data"], tuple(info["classes"]), info.get("group_regex"))
+    ds = group_subset(full, info.get("subset"), s.seed)
+    dev, test, _ = split_dataset(ds, float(info["test_fraction"]), s.seed)
+    model_id = info["model_id"]
+    files, notes, agree = export_all(
+        t, exports, out_dir, model_id, _calibration(dev, s), prepare(test, s), test.labels
+    )
+    for name, a in agree.items():
+        print(
+            f"export {name}: {files[name]} agreement {a['argmax_agreement']:.4f} "
+            f"accuracy {a.get('accuracy', float('nan')):.4f}"
+        )
+    card_path = out_dir / f"{model_id}.json"
+    if not card_path.is_file():
+        raise FileNotFoundError(f"exports written, but no card to update at {card_path}")
+    old = load_model_card(card_path).extra
+    return update_card(
+        card_path,
+        files,
+        {
+            "export_notes": {**old.get("export_notes", {}), **notes},
+            "export_agreement": {**old.get("export_agreement", {}), **agree},
+        },
+    )

@@ -1,0 +1,47 @@
+"""Group-aware splits: no group (CK+ sequence) ever sits on both sides."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from fer_ros.training.data import FaceDataset
+
+
+def group_kfold(
+    labels: np.ndarray, groups: np.ndarray, folds: int, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified, group-disjoint k-fold: list of (train_idx, test_idx)."""
+    skf = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    dummy = np.zeros(len(labels))
+    return [(tr, te) for tr, te in skf.split(dummy, labels, groups)]
+
+
+def holdout_split(
+    ds: FaceDataset, test_fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group-disjoint stratified (train_idx, test_idx).
+
+    Uses the dataset's own partition when it has one (FER2013 ``Usage``: PrivateTest is
+    held out); otherwise one fold of a ``round(1/test_fraction)``-fold group split.
+    """
+    if ds.usage is not None and np.any(ds.usage == "PrivateTest"):
+        test = ds.usage == "PrivateTest"
+        return np.flatnonzero(~test), np.flatnonzero(test)
+    folds = max(2, round(1.0 / test_fraction))
+    return group_kfold(ds.labels, ds.groups, folds, seed)[0]
+
+
+def assert_group_disjoint(groups: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:
+    """Raise if any group id has samples in both index sets."""
+    shared = np.intersect1d(groups[a], groups[b])
+    if shared.size:
+        raise AssertionError(f"{shared.size} groups straddle the split, e.g. {shared[:5]}")
+
+
+def groups_digest(groups: np.ndarray) -> str:
+    """Short hash of a set of group ids, so a card can name its test split."""
+    data = np.unique(groups).astype(np.int64).tobytes()
+    return hashlib.sha1(data).hexdigest()[:12]
