@@ -5,8 +5,9 @@
 The graph and its parameters come from config/loihi.yaml.
 """
 
-from fer_ros.launch_description import pipeline_launch_description
 from launch import LaunchDescription
+
+from fer_ros.launch_description import pipeline_launch_description
 
 
 def generate_launch_description() -> LaunchDescription:
