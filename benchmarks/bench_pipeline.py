@@ -69,7 +69,8 @@ def main() -> None:
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     for node in (*nodes.values(), manager, sink):
         executor.add_node(node)
-    threading.Thread(target=executor.spin, daemon=True).start()
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     manager.bring_up()
     time.sleep(2.0)  # warm-up, not measured
     camera_start = nodes["camera"].frames_published
@@ -82,6 +83,9 @@ def main() -> None:
     for node in nodes.values():
         node.release()
     executor.shutdown()
+    spinner.join(timeout=5)  # exiting while it waits in C++ aborts the process
+    for node in (*nodes.values(), manager, sink):
+        node.destroy_node()
     rclpy.try_shutdown()
 
     print(
