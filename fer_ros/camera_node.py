@@ -67,14 +67,8 @@ class CameraNode(PipelineNode):
 
     def __init__(self, node_name: str = "camera", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
-        self._image_pub = self.create_lifecycle_publisher(
-            Image,
-            "image_raw",
-            qos_profile_sensor_data,
-        )
-        self._info_pub = self.create_lifecycle_publisher(
-            CameraInfo, "camera_info", qos_profile_sensor_data
-        )
+        self._image_pub = self.output(Image, "image_raw", qos_profile_sensor_data)
+        self._info_pub = self.output(CameraInfo, "camera_info", qos_profile_sensor_data)
         self._source: FrameSource | None = None
         # A tick may still be decoding on an executor thread while cleanup runs.
         self._source_lock = threading.Lock()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from fer_msgs.msg import Face, FaceArray
@@ -72,7 +72,6 @@ PARAMETERS = (
         maximum=1000,
     ),
 )
-RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 def default_cascade() -> Path:
@@ -89,7 +88,7 @@ class FaceDetectionNode(PipelineNode):
 
     def __init__(self, node_name: str = "face_detection", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
-        self._faces_pub = self.create_lifecycle_publisher(FaceArray, "faces", RELIABLE_OUTPUT)
+        self._faces_pub = self.output(FaceArray, "faces")
         self._detector: cv2.CascadeClassifier | None = None
         self._tracker = IouTracker()
         self._latency = RollingLatency()

@@ -15,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.time import Time
 
 from fer_msgs.msg import Expression, ExpressionArray, FaceArray, SpikeTrainArray, Telemetry
@@ -26,7 +25,7 @@ from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import ERROR, WARN, PipelineNode
+from fer_ros.pipeline_node import ERROR, LATEST_ONLY, WARN, PipelineNode
 from fer_ros.power import POWER_MODELS, PowerSource, power_source_for_backend
 from fer_ros.power.factory import SENSOR_CHOICES, SOURCE_CHOICES
 from fer_ros.preprocessing import preprocess_crops, stack_crops
@@ -116,8 +115,6 @@ def backend_parameters() -> tuple[Param, ...]:
 
 
 PARAMETERS = COMMON_PARAMETERS + backend_parameters()
-LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 NAN = float("nan")
 
 
@@ -126,12 +123,8 @@ class InferenceNode(PipelineNode):
 
     def __init__(self, node_name: str = "inference", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
-        self._expressions_pub = self.create_lifecycle_publisher(
-            ExpressionArray, "expressions", RELIABLE_OUTPUT
-        )
-        self._telemetry_pub = self.create_lifecycle_publisher(
-            Telemetry, "telemetry", RELIABLE_OUTPUT
-        )
+        self._expressions_pub = self.output(ExpressionArray, "expressions")
+        self._telemetry_pub = self.output(Telemetry, "telemetry")
         self._backend: InferenceBackend | None = None
         self._power: PowerSource | None = None
         self._card: ModelCard | None = None

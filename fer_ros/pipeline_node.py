@@ -17,7 +17,8 @@ from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile
+from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos_overriding_options import QoSOverridingOptions
 
 from fer_ros.latest_worker import LatestWorker
 from fer_ros.parameters import Param, declare_parameters, read_parameters
@@ -27,6 +28,10 @@ OK: bytes = DiagnosticStatus.OK
 WARN: bytes = DiagnosticStatus.WARN
 ERROR: bytes = DiagnosticStatus.ERROR
 DIAGNOSTICS_PERIOD_S = 1.0
+# Results are small and every one matters to a listener: reliable, a short history.
+RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+# Inputs: only the newest message is ever processed, so keep just one.
+LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class PipelineNode(LifecycleNode):
@@ -136,6 +141,17 @@ class PipelineNode(LifecycleNode):
             self.report(what, ERROR, f"{what} failed: {error}")
             return False
         return True
+
+    # --- outputs and newest-wins input ------------------------------------------------------
+    def output(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_OUTPUT) -> Any:
+        """A lifecycle publisher (silent while inactive) whose QoS a profile may override
+        (``qos_overrides./<topic>.publisher.<policy>``)."""
+        return self.create_lifecycle_publisher(
+            msg_type,
+            topic,
+            qos,
+            qos_overriding_options=QoSOverridingOptions.with_default_policies(),
+        )
 
     # --- newest-wins input -----------------------------------------------------------------
     def subscribe_input(self, msg_type: type, topic: str, qos: QoSProfile) -> None:

@@ -10,14 +10,13 @@ from __future__ import annotations
 import time
 
 import numpy as np
-from rclpy.qos import QoSProfile, ReliabilityPolicy
 
 from fer_msgs.msg import FaceArray, SpikeTrain, SpikeTrainArray
 from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import PipelineNode
+from fer_ros.pipeline_node import LATEST_ONLY, PipelineNode
 from fer_ros.preprocessing import preprocess_crops, stack_crops
 from fer_ros.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
 from fer_ros.stats import RollingLatency
@@ -54,8 +53,6 @@ PARAMETERS = (
         maximum=2**31 - 1,
     ),
 )
-LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 
 
 class SpikeEncodingNode(PipelineNode):
@@ -63,9 +60,7 @@ class SpikeEncodingNode(PipelineNode):
 
     def __init__(self, node_name: str = "spike_encoding", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
-        self._trains_pub = self.create_lifecycle_publisher(
-            SpikeTrainArray, "spike_trains", RELIABLE_OUTPUT
-        )
+        self._trains_pub = self.output(SpikeTrainArray, "spike_trains")
         self._card: ModelCard | None = None
         self._settings = EncodingSettings()
         self._latency = RollingLatency()

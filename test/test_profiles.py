@@ -101,3 +101,19 @@ def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
     assert detector.get_parameter("detection_width").value == 240
     camera.destroy_node()
     detector.destroy_node()
+
+
+def test_a_profile_can_override_output_qos(ros, tmp_path):
+    from rclpy.qos import ReliabilityPolicy
+
+    from fer_ros.bringup import create_node
+
+    profile = tmp_path / "best_effort.yaml"
+    profile.write_text(
+        "/**/inference:\n  ros__parameters:\n    qos_overrides:\n      /expressions:\n"
+        "        publisher:\n          reliability: best_effort\n"
+    )
+    node = create_node("inference", profile, "", None)
+    (info,) = node.get_publishers_info_by_topic("/expressions")
+    assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
+    node.destroy_node()
