@@ -8,7 +8,7 @@ with a batch of faces, and closed on the way down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -127,3 +127,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float32) - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def check_crops(batch: np.ndarray, height: int, width: int) -> np.ndarray:
+    """The crop batch as contiguous float32 (n, 1, H, W); ValueError on another shape."""
+    if batch.ndim != 4 or batch.shape[1:] != (1, height, width):
+        raise ValueError(f"expected crops (n, 1, {height}, {width}), got {batch.shape}")
+    return np.ascontiguousarray(batch, dtype=np.float32)
+
+
+def run_in_chunks(
+    run: Callable[[np.ndarray], np.ndarray], batch: np.ndarray, size: int, classes: int
+) -> np.ndarray:
+    """Run a fixed-batch model over any batch, zero-padding the last chunk."""
+    outputs = [np.zeros((0, classes), np.float32)]
+    for i in range(0, len(batch), size):
+        chunk = batch[i : i + size]
+        padding = np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)
+        outputs.append(run(np.concatenate([chunk, padding]))[: len(chunk)])
+    return np.concatenate(outputs)

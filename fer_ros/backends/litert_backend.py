@@ -29,6 +29,8 @@ from fer_ros.backends.base import (
     BackendUnavailable,
     InferenceResult,
     InputKind,
+    check_crops,
+    run_in_chunks,
     softmax,
 )
 from fer_ros.parameters import Param
@@ -132,9 +134,7 @@ class LiteRtBackend:
         return self._fallback
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
-        height, width = self._card.input_height, self._card.input_width
-        if batch.ndim != 4 or batch.shape[1:] != (1, height, width):
-            raise ValueError(f"expected crops (n, 1, {height}, {width}), got {batch.shape}")
+        batch = check_crops(batch, self._card.input_height, self._card.input_width)
         x = batch.transpose(0, 2, 3, 1) if self._nhwc else batch
         x = _quantise(np.asarray(x, np.float32), self._input_dtype, self._input_q)
         if len(x) == self._batch:
@@ -142,7 +142,7 @@ class LiteRtBackend:
         elif self._resizable and len(x) > 0 and self._resize(len(x)):
             raw = self._invoke(x)
         else:  # fixed-shape graph: feed it its batch size at a time
-            raw = self._invoke_in_chunks(x)
+            raw = run_in_chunks(self._invoke, x, self._batch, len(self._card.classes))
         outputs = _dequantise(raw, self._output_q)
         scores = softmax(outputs) if self._returns_logits else outputs
         return InferenceResult(scores=scores.astype(np.float32))
@@ -172,16 +172,6 @@ class LiteRtBackend:
         self._interpreter.set_tensor(self._input_index, np.ascontiguousarray(x))
         self._interpreter.invoke()
         return self._interpreter.get_tensor(self._output_index)
-
-    def _invoke_in_chunks(self, x: np.ndarray) -> np.ndarray:
-        parts = []
-        for i in range(0, len(x), self._batch):
-            chunk = x[i : i + self._batch]
-            padding = np.zeros((self._batch - len(chunk), *chunk.shape[1:]), chunk.dtype)
-            parts.append(self._invoke(np.concatenate([chunk, padding]))[: len(chunk)])
-        if not parts:
-            return np.zeros((0, len(self._card.classes)), np.float32)
-        return np.concatenate(parts)
 
     def close(self) -> None:
         self._interpreter = None  # type: ignore[assignment]

@@ -22,6 +22,8 @@ from fer_ros.backends.base import (
     BackendUnavailable,
     InferenceResult,
     InputKind,
+    check_crops,
+    run_in_chunks,
     softmax,
 )
 from fer_ros.parameters import Param
@@ -124,11 +126,11 @@ class OnnxRuntimeBackend:
         return self._fallback
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
-        batch = _check_crops(batch, self._card.input_height, self._card.input_width)
+        batch = check_crops(batch, self._card.input_height, self._card.input_width)
         if self._fixed_batch is None or self._fixed_batch == len(batch):
             outputs = self._run(batch)
         else:  # exported with a fixed batch size: feed it that many at a time
-            outputs = _run_in_chunks(self._run, batch, self._fixed_batch, len(self._card.classes))
+            outputs = run_in_chunks(self._run, batch, self._fixed_batch, len(self._card.classes))
         scores = softmax(outputs) if self._returns_logits else outputs.astype(np.float32)
         return InferenceResult(scores=scores)
 
@@ -195,19 +197,3 @@ def _model_path(settings: BackendSettings) -> Path:
     if not path.is_file():
         raise BackendUnavailable(f"model file missing: {path} (export {settings.model_export!r})")
     return path
-
-
-def _check_crops(batch: np.ndarray, height: int, width: int) -> np.ndarray:
-    if batch.ndim != 4 or batch.shape[1:] != (1, height, width):
-        raise ValueError(f"expected crops (n, 1, {height}, {width}), got {batch.shape}")
-    return np.ascontiguousarray(batch, dtype=np.float32)
-
-
-def _run_in_chunks(run: Any, batch: np.ndarray, size: int, classes: int) -> np.ndarray:
-    """Run a fixed-batch model over any batch, zero-padding the last chunk."""
-    outputs = [np.zeros((0, classes), np.float32)]
-    for i in range(0, len(batch), size):
-        chunk = batch[i : i + size]
-        padding = np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)
-        outputs.append(run(np.concatenate([chunk, padding]))[: len(chunk)])
-    return np.concatenate(outputs)

@@ -25,6 +25,8 @@ from fer_ros.backends.base import (
     BackendUnavailable,
     InferenceResult,
     InputKind,
+    check_crops,
+    run_in_chunks,
     softmax,
 )
 from fer_ros.parameters import Param
@@ -124,27 +126,16 @@ class OpenVinoBackend:
         return self._fallback
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
-        height, width = self._card.input_height, self._card.input_width
-        if batch.ndim != 4 or batch.shape[1:] != (1, height, width):
-            raise ValueError(f"expected crops (n, 1, {height}, {width}), got {batch.shape}")
-        x = np.ascontiguousarray(batch, dtype=np.float32)
+        x = check_crops(batch, self._card.input_height, self._card.input_width)
         if self._batch is None or self._batch == len(x):
             outputs = self._run(x)
-        else:
-            outputs = self._run_in_chunks(x, self._batch)
+        else:  # compiled for a static batch: feed it that many at a time
+            outputs = run_in_chunks(self._run, x, self._batch, len(self._card.classes))
         scores = softmax(outputs) if self._returns_logits else outputs
         return InferenceResult(scores=scores.astype(np.float32))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.array(self._request.infer({0: x})[self._output], dtype=np.float32)
-
-    def _run_in_chunks(self, x: np.ndarray, size: int) -> np.ndarray:
-        parts = [np.zeros((0, len(self._card.classes)), np.float32)]
-        for i in range(0, len(x), size):
-            chunk = x[i : i + size]
-            padding = np.zeros((size - len(chunk), *chunk.shape[1:]), chunk.dtype)
-            parts.append(self._run(np.concatenate([chunk, padding]))[: len(chunk)])
-        return np.concatenate(parts)
 
     def close(self) -> None:
         self._request = None
