@@ -4,11 +4,11 @@ For each model card (Canny and, when given, grayscale input) and each number of
 timesteps, every held-out CK+ crop of the card's split is rate-encoded, presented to the
 nengo-loihi emulator and compared with the CNN. Prints one table row per (card, T):
 
-    python benchmarks/bench_loihi.py                       # Canny card only
-    python benchmarks/bench_loihi.py --gray-card PATH.json # plus a grayscale Loihi CNN
+    python benchmarks/bench_loihi.py                       # Canny and grayscale models
+    python benchmarks/bench_loihi.py --gray-card ""        # Canny model only
 
 A card without an ``snn`` export is converted in memory with the converter's defaults.
-A grayscale Loihi CNN comes from the training CLI, e.g.
+The committed grayscale Loihi CNN (fer_snn_loihi_gray) came from the training CLI, e.g.
 ``python -m fer_ros.training.train --data <ck+.npz> --preprocessing grayscale --arch loihi
 --model-id fer_snn_loihi_gray --exports cnn_spec --out <dir>``.
 """
@@ -56,7 +56,9 @@ def row(label: str, ev: Evaluation) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--card", default="fer_snn_loihi.json", help="Canny Loihi card")
-    parser.add_argument("--gray-card", default=None, help="grayscale Loihi card (optional)")
+    parser.add_argument(
+        "--gray-card", default="fer_snn_loihi_gray.json", help="grayscale Loihi card ('': none)"
+    )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--timesteps", default=",".join(map(str, TIMESTEPS)))
     parser.add_argument("--limit", type=int, default=0, help="held-out crops (0: all)")
