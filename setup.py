@@ -1,15 +1,18 @@
 """fer_ros: an ament_python package (colcon build) that also installs with pip into a venv."""
 
 from glob import glob
+from pathlib import Path
 
 from setuptools import find_packages, setup
 
 PACKAGE = "fer_ros"
+# The source tree, also when colcon --symlink-install runs a link to this file from build/.
+HERE = Path(__file__).resolve().parent
 
 
 def requirements(path: str) -> list[str]:
     """Requirement lines of a pip requirements file (comments and includes dropped)."""
-    lines = (line.split("#", 1)[0].strip() for line in open(path, encoding="utf-8"))
+    lines = (line.split("#", 1)[0].strip() for line in open(HERE / path, encoding="utf-8"))
     return [line for line in lines if line and not line.startswith("-")]
 
 
