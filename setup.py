@@ -42,6 +42,10 @@ setup(
             *(f"{node} = {PACKAGE}.{node}:main" for node in NODES),
             f"fer_ros_bringup = {PACKAGE}.bringup:main",
             f"fer_ros_replay = {PACKAGE}.bags:replay_main",
+            # training, search and export need the [train] extra
+            f"fer_ros_train = {PACKAGE}.training.train:main",
+            f"fer_ros_search = {PACKAGE}.training.search:main",
+            f"fer_ros_export = {PACKAGE}.training.export:main",
         ],
     },
 )

@@ -79,11 +79,26 @@ def render_markdown(card: ModelCard) -> str:
                 f"{arch.get('macs', 'n/a')}"
             ),
         ]
-        if "neurons_per_layer" in arch:
+        if "neurons_per_layer" in arch and "loihi" in e:
             lines.append(
                 f"- Neurons per layer: {arch['neurons_per_layer']} "
                 f"(total {sum(arch['neurons_per_layer'])})"
             )
+    if "search" in e:
+        s = e["search"]
+        best = s.get("best", {})
+        lines += [
+            "",
+            "## Selection",
+            "",
+            f"- Hardware-aware search, target `{s.get('target')}`, budget "
+            f"`{s.get('budget')}`, {s.get('trials')} proposals: chosen `{best.get('arch')}` "
+            f"(search CV {_pct(best.get('cv_mean'))} ± {_pct(best.get('cv_std'))} with the "
+            "search's shorter training; latency "
+            f"{best.get('latency_ms', 'n/a')} ms on the development CPU)",
+        ]
+        if e.get("selection"):
+            lines.append(f"- {e['selection']}")
     if "loihi" in e:
         lines += ["", "## Loihi mapping", ""]
         lines += [f"- {k}: {v}" for k, v in e["loihi"].items()]

@@ -67,9 +67,9 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--canny-blur", type=int, default=CannySettings.blur_kernel)
     p.add_argument("--canny-low", type=int, default=CannySettings.low_threshold)
     p.add_argument("--canny-high", type=int, default=CannySettings.high_threshold)
-    p.add_argument("--epochs", type=int, default=40)
+    p.add_argument("--epochs", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--folds", type=int, default=5, help="CV folds on the dev portion (0: none)")
     p.add_argument(
