@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import rclpy
+from conftest import TEST_FPS
 from graph_harness import Graph
 from node_harness import Probe
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -24,7 +25,7 @@ def stamp_labels(arrays: list[ExpressionArray]) -> dict[tuple[int, int], list[st
 
 def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
     bag = tmp_path / "camera_bag"
-    live = Graph(ros, profile_path("cpu"), fps=15.0)
+    live = Graph(ros, profile_path("cpu"), fps=TEST_FPS)
     probe = Probe(ros, "live_probe")
     live_expressions = probe.listen("expressions", ExpressionArray)
     recorder = BagRecorder(probe.node, bag, {"/image_raw": "sensor_msgs/msg/Image"})
