@@ -72,28 +72,28 @@ class LiteRtBackend:
     )
 
     def __init__(self, settings: BackendSettings) -> None:
-        interpreter_cls, load_delegate, self._runtime = _import_litert()
+        interpreter_cls, load_delegate, self.runtime = _import_litert()
         self._card = settings.card
         kind, _, selector = (settings.device.strip().lower() or "cpu").partition(":")
         delegates: list[Any] = []
-        self._fallback = False
+        self.fallback = False
         if kind == "edgetpu":
             try:
                 delegates = [_load_edgetpu(load_delegate, selector, settings.options)]
                 path = _edgetpu_model_path(settings)
-                self._device = f"edgetpu:{selector}" if selector else "edgetpu"
+                self.device = f"edgetpu:{selector}" if selector else "edgetpu"
             except BackendUnavailable as exc:
                 if not settings.allow_cpu_fallback:
                     raise
                 delegates = []
                 path = _model_path(settings)
-                self._device, self._fallback = "cpu", True
+                self.device, self.fallback = "cpu", True
                 _log.warning(
                     "litert: Edge TPU unavailable (%s); running %s on the CPU", exc, path.name
                 )
         elif kind == "cpu":
             path = _model_path(settings)
-            self._device = "cpu"
+            self.device = "cpu"
         else:
             raise ValueError(f"unknown litert device {settings.device!r}; use cpu or edgetpu[:...]")
 
@@ -120,18 +120,6 @@ class LiteRtBackend:
         self._resizable = not delegates and len(signature) > 0 and int(signature[0]) == -1
         self._nhwc = _is_nhwc(inp["shape"], settings.card.extra.get("layout"), settings.card)
         self._returns_logits = settings.card.extra.get("output", "logits") == "logits"
-
-    @property
-    def runtime(self) -> str:
-        return self._runtime
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    @property
-    def fallback(self) -> bool:
-        return self._fallback
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
         batch = check_crops(batch, self._card.input_height, self._card.input_width)

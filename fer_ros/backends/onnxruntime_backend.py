@@ -92,38 +92,26 @@ class OnnxRuntimeBackend:
         except Exception as exc:  # ORT raises its own types for bad files and EP failures
             raise BackendUnavailable(f"onnxruntime cannot load {path} on {chain}: {exc}") from exc
 
-        self._device = self._session.get_providers()[0]
-        if self._device == CPU and not cpu_allowed:
+        self.device = self._session.get_providers()[0]
+        if self.device == CPU and not cpu_allowed:
             raise BackendUnavailable(
                 f"onnxruntime put {path.name} on the CPU although {requested} was requested "
                 "and the profile does not allow a CPU fallback"
             )
-        self._fallback = self._device != requested[0]
-        if self._fallback:
+        self.fallback = self.device != requested[0]
+        if self.fallback:
             _log.warning(
                 "onnxruntime: %s unavailable (this build offers %s); running on %s instead",
                 requested[0],
                 ", ".join(available),
-                self._device,
+                self.device,
             )
-        self._runtime = f"onnxruntime {ort.__version__}"
+        self.runtime = f"onnxruntime {ort.__version__}"
         inp = self._session.get_inputs()[0]
         self._input_name = inp.name
         batch_dim = inp.shape[0]
         self._fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self._returns_logits = settings.card.extra.get("output", "logits") == "logits"
-
-    @property
-    def runtime(self) -> str:
-        return self._runtime
-
-    @property
-    def device(self) -> str:
-        return self._device
-
-    @property
-    def fallback(self) -> bool:
-        return self._fallback
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
         batch = check_crops(batch, self._card.input_height, self._card.input_width)
