@@ -19,7 +19,7 @@ from fer_ros.face_tracking import Box, IouTracker
 from fer_ros.image_codec import array_to_image, image_to_gray
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import PipelineNode
+from fer_ros.pipeline_node import INPUT_PARAMETERS, PipelineNode
 from fer_ros.stats import RollingLatency
 
 PARAMETERS = (
@@ -71,6 +71,7 @@ PARAMETERS = (
         minimum=0,
         maximum=1000,
     ),
+    *INPUT_PARAMETERS,
 )
 
 

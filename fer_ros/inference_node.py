@@ -25,7 +25,7 @@ from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import ERROR, LATEST_ONLY, WARN, PipelineNode
+from fer_ros.pipeline_node import ERROR, INPUT_PARAMETERS, LATEST_ONLY, WARN, PipelineNode
 from fer_ros.power import POWER_MODELS, PowerSource, power_source_for_backend
 from fer_ros.power.factory import SENSOR_CHOICES, SOURCE_CHOICES
 from fer_ros.preprocessing import preprocess_crops, stack_crops
@@ -114,7 +114,7 @@ def backend_parameters() -> tuple[Param, ...]:
     return tuple(rows)
 
 
-PARAMETERS = COMMON_PARAMETERS + backend_parameters()
+PARAMETERS = COMMON_PARAMETERS + INPUT_PARAMETERS + backend_parameters()
 NAN = float("nan")
 
 

@@ -2,7 +2,7 @@
 
 Subclasses implement ``configure`` (read parameters, load resources; raise to fail),
 ``activate`` (call ``subscribe_input``), ``process`` (one input message, on a worker
-thread that always takes the newest input) and ``cleanup`` (free resources), and
+thread fed by a bounded queue: newest-wins by default) and ``cleanup`` (free resources), and
 describe themselves on /diagnostics through ``diagnostic_values``. Problems are logged
 once when they appear and once when they clear, never per frame.
 """
@@ -20,7 +20,7 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from fer_ros.latest_worker import LatestWorker
+from fer_ros.input_worker import InputWorker
 from fer_ros.parameters import Param, declare_parameters, read_parameters
 
 # diagnostic_msgs levels are single bytes, so max() orders them OK < WARN < ERROR.
@@ -30,8 +30,20 @@ ERROR: bytes = DiagnosticStatus.ERROR
 DIAGNOSTICS_PERIOD_S = 1.0
 # Results are small and every one matters to a listener: reliable, a short history.
 RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-# Inputs: only the newest message is ever processed, so keep just one.
+# Inputs: the worker's queue decides what is kept; the reader holds one (or the queue's
+# depth, see subscribe_input).
 LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+# Every node with an input topic declares this row.
+INPUT_PARAMETERS = (
+    Param(
+        "input_queue_depth",
+        1,
+        "Inputs waiting while the stage is busy; a full queue drops (and counts) its oldest. "
+        "1 is newest-wins, for live cameras; raise it to process every frame of a bag replay",
+        minimum=1,
+        maximum=1000,
+    ),
+)
 
 
 class PipelineNode(LifecycleNode):
@@ -44,7 +56,7 @@ class PipelineNode(LifecycleNode):
         self.active = False
         self._problems: dict[str, tuple[bytes, str]] = {}
         self._problems_lock = threading.Lock()
-        self.inputs: LatestWorker[Any] = LatestWorker(
+        self.inputs: InputWorker[Any] = InputWorker(
             self._process_input, self._input_failed, node_name
         )
         self._input_subscription: Any = None
@@ -142,7 +154,7 @@ class PipelineNode(LifecycleNode):
             return False
         return True
 
-    # --- outputs and newest-wins input ------------------------------------------------------
+    # --- outputs ------------------------------------------------------------------------------
     def output(self, msg_type: type, topic: str, qos: QoSProfile = RELIABLE_OUTPUT) -> Any:
         """A lifecycle publisher (silent while inactive) whose QoS a profile may override
         (``qos_overrides./<topic>.publisher.<policy>``)."""
@@ -153,9 +165,19 @@ class PipelineNode(LifecycleNode):
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
 
-    # --- newest-wins input -----------------------------------------------------------------
+    # --- bounded input queue ---------------------------------------------------------------
     def subscribe_input(self, msg_type: type, topic: str, qos: QoSProfile) -> None:
-        """Feed ``topic`` to ``process`` on a worker; a newer message replaces a waiting one."""
+        """Feed ``topic`` to ``process`` on a worker through a queue of
+        ``input_queue_depth`` inputs; the reader's history is made at least that deep so
+        the middleware does not drop what the queue would keep."""
+        depth = int(self.config.get("input_queue_depth", 1))
+        self.inputs.depth = depth
+        qos = QoSProfile(
+            history=qos.history,
+            depth=max(qos.depth, depth),
+            reliability=qos.reliability,
+            durability=qos.durability,
+        )
         self.inputs.start()
         self._input_subscription = self.create_subscription(
             msg_type, topic, self.inputs.submit, qos

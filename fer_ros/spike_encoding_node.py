@@ -16,7 +16,7 @@ from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import LATEST_ONLY, PipelineNode
+from fer_ros.pipeline_node import INPUT_PARAMETERS, LATEST_ONLY, PipelineNode
 from fer_ros.preprocessing import preprocess_crops, stack_crops
 from fer_ros.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
 from fer_ros.stats import RollingLatency
@@ -52,6 +52,7 @@ PARAMETERS = (
         minimum=0,
         maximum=2**31 - 1,
     ),
+    *INPUT_PARAMETERS,
 )
 
 

@@ -21,14 +21,19 @@ class Graph:
         executor: MultiThreadedExecutor,
         profile: Path,
         only: tuple[str, ...] = (),
+        every_node: dict[str, object] | None = None,
         **camera: object,
     ) -> None:
+        """``every_node`` parameters are set on each node that declares them, ``camera``
+        ones on the camera; both before configure."""
         names = [n for n in profile_nodes(profile) if not only or n in only]
         self.nodes: dict[str, PipelineNode] = {}
         for name in names:
             node = create_node(name, profile, "", None)
-            if name == "camera" and camera:
-                node.set_parameters([Parameter(k, value=v) for k, v in camera.items()])
+            values = {k: v for k, v in (every_node or {}).items() if node.has_parameter(k)}
+            values.update(camera if name == "camera" else {})
+            if values:
+                node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
             self.nodes[name] = node
             executor.add_node(node)
         self.manager = LifecycleManager([f"/{n}" for n in names])

@@ -1,4 +1,4 @@
-"""The pure parts of the pipeline: newest-wins hand-off, tracking, spike coding."""
+"""The pure parts of the pipeline: bounded input hand-off, tracking, spike coding."""
 
 import threading
 import time
@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from fer_ros.face_tracking import IouTracker, iou
-from fer_ros.latest_worker import LatestWorker
+from fer_ros.input_worker import InputWorker
 from fer_ros.spike_encoding import EncodingSettings, encode, pack_spikes, unpack_spikes
 
 
-def test_latest_worker_processes_newest_and_counts_drops():
+def test_input_worker_of_depth_one_processes_newest_and_counts_drops():
     gate = threading.Event()
     seen: list[int] = []
 
@@ -19,7 +19,7 @@ def test_latest_worker_processes_newest_and_counts_drops():
         gate.wait(5)
         seen.append(item)
 
-    worker = LatestWorker(process, lambda e: None, "test")
+    worker = InputWorker(process, lambda e: None, "test")
     worker.start()
     worker.submit(0)
     time.sleep(0.05)  # the worker is now blocked on item 0
@@ -34,7 +34,32 @@ def test_latest_worker_processes_newest_and_counts_drops():
     assert (worker.received, worker.dropped) == (6, 4)
 
 
-def test_latest_worker_survives_a_failing_item():
+def test_deeper_input_worker_keeps_the_newest_inputs_in_order():
+    gate = threading.Event()
+    seen: list[int] = []
+
+    def process(item: int) -> None:
+        gate.wait(5)
+        seen.append(item)
+
+    worker = InputWorker(process, lambda e: None, "test", depth=3)
+    worker.start()
+    worker.submit(0)
+    time.sleep(0.05)  # the worker is now blocked on item 0
+    for i in range(1, 6):
+        worker.submit(i)
+    gate.set()
+    deadline = time.monotonic() + 5
+    while not worker.idle and time.monotonic() < deadline:
+        time.sleep(0.01)
+    worker.stop()
+    assert seen == [0, 3, 4, 5]
+    assert (worker.received, worker.processed, worker.dropped) == (6, 4, 2)
+    with pytest.raises(ValueError, match="at least 1"):
+        worker.depth = 0
+
+
+def test_input_worker_survives_a_failing_item():
     errors: list[Exception] = []
     done: list[int] = []
 
@@ -43,7 +68,7 @@ def test_latest_worker_survives_a_failing_item():
             raise ValueError("bad input")
         done.append(item)
 
-    worker = LatestWorker(process, errors.append, "test")
+    worker = InputWorker(process, errors.append, "test")
     worker.start()
     for item in (1, 2):
         worker.submit(item)

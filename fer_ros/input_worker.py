@@ -1,31 +1,35 @@
-"""Newest-wins hand-off between a subscription callback and a processing thread.
+"""Bounded hand-off between a subscription callback and a processing thread.
 
-A slow stage must never let a queue grow: the callback only stores the newest input,
-the worker processes whatever is newest when it is free, and every input that was
-replaced before it was processed is counted as dropped.
+A slow stage must never let a queue grow: the callback only appends to a queue of at
+most ``depth`` inputs, the worker takes the oldest waiting one when it is free, and an
+input pushed out of a full queue is counted as dropped. ``depth=1`` is newest-wins, what
+a live robot wants; a larger depth lets a bag replay be processed frame for frame.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
 
 
-class LatestWorker(Generic[T]):
+class InputWorker(Generic[T]):
     def __init__(
         self,
         process: Callable[[T], None],
         on_error: Callable[[Exception], None],
         name: str,
+        depth: int = 1,
     ) -> None:
         self._process = process
         self._on_error = on_error
         self._name = name
         self._condition = threading.Condition()
-        self._pending: T | None = None
+        self._pending: deque[T] = deque()
+        self.depth = depth
         self._running = False
         self._thread: threading.Thread | None = None
         self._busy = False
@@ -33,12 +37,27 @@ class LatestWorker(Generic[T]):
         self.processed = 0
         self.dropped = 0
 
+    @property
+    def depth(self) -> int:
+        return self._depth
+
+    @depth.setter
+    def depth(self, depth: int) -> None:
+        if depth < 1:
+            raise ValueError(f"queue depth must be at least 1, not {depth}")
+        with self._condition:
+            self._depth = depth
+            while len(self._pending) > depth:
+                self._pending.popleft()
+                self.dropped += 1
+
     def submit(self, item: T) -> None:
         with self._condition:
             self.received += 1
-            if self._pending is not None:
+            if len(self._pending) >= self._depth:
+                self._pending.popleft()
                 self.dropped += 1
-            self._pending = item
+            self._pending.append(item)
             self._condition.notify()
 
     def start(self) -> None:
@@ -50,10 +69,12 @@ class LatestWorker(Generic[T]):
         self._thread.start()
 
     def stop(self) -> None:
-        """Stop after the item in progress; waits for it, so its resources stay valid."""
+        """Stop after the item in progress; waits for it, so its resources stay valid.
+        Inputs still waiting are discarded and counted as dropped."""
         with self._condition:
             self._running = False
-            self._pending = None
+            self.dropped += len(self._pending)
+            self._pending.clear()
             self._condition.notify_all()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
@@ -62,14 +83,14 @@ class LatestWorker(Generic[T]):
     def _loop(self) -> None:
         while True:
             with self._condition:
-                while self._running and self._pending is None:
+                while self._running and not self._pending:
                     self._condition.wait()
                 if not self._running:
                     return
-                item, self._pending = self._pending, None
+                item = self._pending.popleft()
                 self._busy = True
             try:
-                self._process(item)  # type: ignore[arg-type]
+                self._process(item)
             except Exception as error:  # one bad input must not stop the stage
                 self._on_error(error)
             finally:
@@ -81,4 +102,4 @@ class LatestWorker(Generic[T]):
     def idle(self) -> bool:
         """Nothing waiting and nothing in progress."""
         with self._condition:
-            return self._pending is None and not self._busy
+            return not self._pending and not self._busy
