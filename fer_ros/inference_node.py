@@ -20,6 +20,7 @@ from rclpy.time import Time
 from fer_msgs.msg import Expression, ExpressionArray, FaceArray, SpikeTrainArray, Telemetry
 from fer_ros.backends import BACKENDS, InferenceBackend, InputKind, backend_class
 from fer_ros.backends.base import EnergyFigure, FigureSource, InferenceResult
+from fer_ros.backends.isolated import IsolatedBackend
 from fer_ros.backends.settings import settings_from_parameters
 from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
@@ -45,6 +46,12 @@ COMMON_PARAMETERS = (
     Param("model_export", "onnx", "Which export of the card to load (a key of its files)"),
     Param("device", "", "Device to run on; backend-specific, empty for the backend default"),
     Param("num_threads", 1, "CPU threads the runtime may use", minimum=1, maximum=64),
+    Param(
+        "backend_process",
+        False,
+        "Run the backend in a child process, so that a runtime computing in Python "
+        "(the nengo-loihi emulator) does not share the interpreter with the other nodes",
+    ),
     Param(
         "allow_cpu_fallback",
         False,
@@ -139,7 +146,13 @@ class InferenceNode(PipelineNode):
         self._card = load_model_card(cfg["model_card"])
         name, settings, power = settings_from_parameters(cfg, card=self._card)
         # BackendUnavailable propagates: configure fails with its install advice.
-        backend = backend_class(name)(settings)
+        backend: InferenceBackend
+        if cfg["backend_process"]:
+            isolated = IsolatedBackend(name, settings)
+            self.get_logger().info(f"{name} backend runs in process {isolated.pid}")
+            backend = isolated  # type: ignore[assignment]  # same interface, set per instance
+        else:
+            backend = backend_class(name)(settings)
         self._backend = backend
         if backend.input_kind is InputKind.CROPS:  # spiking backends report their own energy
             self._power = power_source_for_backend(power, backend.fallback, backend.device)

@@ -76,3 +76,41 @@ def test_infer_returns_scores_spike_stats_and_modelled_energy(card):
             backend.infer(batch.astype(np.float32))
     finally:
         backend.close()
+
+
+def test_backend_in_its_own_process_answers_like_the_backend_itself(card):
+    pytest.importorskip("nengo_loihi")
+    from fer_ros.backends.isolated import BackendProcessError, IsolatedBackend
+
+    params = create_backend("loihi", settings(card)).params
+    enc = EncodingSettings("rate", params.timesteps, params.dt, params.input_rate)
+    faces = (np.random.default_rng(1).random((2, 48, 48)) < 0.15).astype(np.float32)
+    batch = np.stack([encode(f, enc) for f in faces])
+    local = create_backend("loihi", settings(card))
+    isolated = IsolatedBackend("loihi", settings(card))
+    try:
+        assert isolated.pid is not None and isolated.input_kind is InputKind.SPIKES
+        assert (isolated.device, isolated.runtime, isolated.fallback) == (
+            local.device,
+            local.runtime,
+            local.fallback,
+        )
+        expected, got = local.infer(batch), isolated.infer(batch)
+        np.testing.assert_array_equal(got.scores, expected.scores)
+        assert got.spike_stats == expected.spike_stats and got.energy == expected.energy
+        with pytest.raises(ValueError, match="bool spikes"):  # bad input: the child goes on
+            isolated.infer(batch.astype(np.float32))
+        np.testing.assert_array_equal(isolated.infer(batch).scores, expected.scores)
+        isolated._process.kill()  # the process dies under the node
+        with pytest.raises(BackendProcessError, match="exited"):
+            isolated.infer(batch)
+    finally:
+        local.close()
+        isolated.close()
+
+
+def test_backend_process_reports_why_the_backend_cannot_load(card):
+    from fer_ros.backends.isolated import IsolatedBackend
+
+    with pytest.raises(BackendUnavailable, match=r"fer_ros\.snn\.convert"):
+        IsolatedBackend("loihi", BackendSettings(card=card, model_export="no_such_export"))
