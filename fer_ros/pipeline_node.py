@@ -9,6 +9,7 @@ once when they appear and once when they clear, never per frame.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -161,7 +162,7 @@ class PipelineNode(LifecycleNode):
         return self.create_lifecycle_publisher(
             msg_type,
             topic,
-            qos,
+            copy.copy(qos),  # rclpy applies overrides to the profile in place; keep ours clean
             qos_overriding_options=QoSOverridingOptions.with_default_policies(),
         )
 

@@ -49,7 +49,10 @@ class Probe:
                 messages.append(msg)
 
         qos = qos_profile_sensor_data if sensor else QoSProfile(depth=100)
-        self.node.create_subscription(msg_type, topic, store, qos)
+        subscription = self.node.create_subscription(msg_type, topic, store, qos)
+        # Publishers already in the graph must match first, or their next message is lost
+        # (no assert: a publisher with incompatible QoS never matches).
+        wait_for(lambda: subscription.get_publisher_count() >= self.node.count_publishers(topic), 2)
         return messages
 
     def publisher(self, topic: str, msg_type: type, sensor: bool = False) -> Any:

@@ -117,3 +117,8 @@ def test_a_profile_can_override_output_qos(ros, tmp_path):
     (info,) = node.get_publishers_info_by_topic("/expressions")
     assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     node.destroy_node()
+    # One node's override must not leak to the others of the same process.
+    other = create_node("inference", profile_path("cpu"), "/other", None)
+    (info,) = other.get_publishers_info_by_topic("/other/expressions")
+    assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
+    other.destroy_node()
