@@ -11,7 +11,8 @@ from fer_ros.input_worker import InputWorker
 from fer_ros.spike_encoding import EncodingSettings, encode, pack_spikes, unpack_spikes
 
 
-def test_input_worker_of_depth_one_processes_newest_and_counts_drops():
+def run_blocked_worker(depth: int) -> tuple[InputWorker[int], list[int]]:
+    """Submit 0, then 1-5 while 0 is still being processed; return what was processed."""
     gate = threading.Event()
     seen: list[int] = []
 
@@ -19,30 +20,7 @@ def test_input_worker_of_depth_one_processes_newest_and_counts_drops():
         gate.wait(5)
         seen.append(item)
 
-    worker = InputWorker(process, lambda e: None, "test")
-    worker.start()
-    worker.submit(0)
-    time.sleep(0.05)  # the worker is now blocked on item 0
-    for i in range(1, 6):
-        worker.submit(i)
-    gate.set()
-    deadline = time.monotonic() + 5
-    while worker.processed < 2 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    worker.stop()
-    assert seen == [0, 5]
-    assert (worker.received, worker.dropped) == (6, 4)
-
-
-def test_deeper_input_worker_keeps_the_newest_inputs_in_order():
-    gate = threading.Event()
-    seen: list[int] = []
-
-    def process(item: int) -> None:
-        gate.wait(5)
-        seen.append(item)
-
-    worker = InputWorker(process, lambda e: None, "test", depth=3)
+    worker = InputWorker(process, lambda e: None, "test", depth=depth)
     worker.start()
     worker.submit(0)
     time.sleep(0.05)  # the worker is now blocked on item 0
@@ -53,6 +31,17 @@ def test_deeper_input_worker_keeps_the_newest_inputs_in_order():
     while not worker.idle and time.monotonic() < deadline:
         time.sleep(0.01)
     worker.stop()
+    return worker, seen
+
+
+def test_input_worker_of_depth_one_processes_newest_and_counts_drops():
+    worker, seen = run_blocked_worker(depth=1)
+    assert seen == [0, 5]
+    assert (worker.received, worker.dropped) == (6, 4)
+
+
+def test_deeper_input_worker_keeps_the_newest_inputs_in_order():
+    worker, seen = run_blocked_worker(depth=3)
     assert seen == [0, 3, 4, 5]
     assert (worker.received, worker.processed, worker.dropped) == (6, 4, 2)
     with pytest.raises(ValueError, match="at least 1"):
