@@ -21,6 +21,8 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
+from fer_ros.profiles import use_fastdds_profile
+
 SENSOR_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"}
 SUBSCRIBER_WAIT_S = 5.0  # frames published before anyone listens are lost
 
@@ -188,6 +190,7 @@ def replay_main(argv: list[str] | None = None) -> int:
     if any("=" not in pair for pair in pairs):
         parser.error("--topic takes TOPIC=TYPE, e.g. /image_raw=sensor_msgs/msg/Image")
     expected = dict(pair.split("=", 1) for pair in pairs)
+    use_fastdds_profile()
     rclpy.init()
     node = rclpy.create_node("fer_ros_replay")
     try:

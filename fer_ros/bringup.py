@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import threading
@@ -28,12 +27,13 @@ from fer_ros.lifecycle_manager import LifecycleError, LifecycleManager
 from fer_ros.monitor import PipelineMonitor
 from fer_ros.pipeline_node import PipelineNode
 from fer_ros.profiles import (
+    NO_CAMERA,
     NODE_TYPES,
     PROFILES,
-    fastdds_profile,
+    graph_nodes,
     parameter_files,
-    profile_nodes,
     profile_path,
+    use_fastdds_profile,
 )
 
 EXECUTOR_THREADS = 4  # nodes do heavy work in their own worker threads; these only dispatch
@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--source",
         help="camera source, overriding the profile's "
-        "(device index, /dev/videoN, video file, image folder, 'demo')",
+        f"(device index, /dev/videoN, video file, image folder, 'demo'; '{NO_CAMERA}' starts "
+        "no camera, for frames from fer_ros_replay or another driver)",
     )
     parser.add_argument("--namespace", default="", help="namespace of all nodes and topics")
     parser.add_argument("--processes", action="store_true", help="one process per node")
@@ -67,9 +68,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     profile = profile_path(args.profile)
-    names = profile_nodes(profile)
-    # Must be set before the first DDS participant exists; a user's own choice wins.
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
+    names = graph_nodes(profile, args.source)
+    use_fastdds_profile()
     rclpy.init()
     namespace = "/" + args.namespace.strip("/") if args.namespace.strip("/") else ""
     fqns = [f"{namespace}/{name}" for name in names]

@@ -25,10 +25,11 @@ from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
 from fer_ros.profiles import (
+    NO_CAMERA,
     NODE_TYPES,
     fastdds_profile,
+    graph_nodes,
     parameter_files,
-    profile_nodes,
     profile_path,
 )
 
@@ -41,7 +42,8 @@ def common_arguments() -> list:
             "source",
             default_value="",
             description="Camera source overriding the profile's: device index, /dev/videoN, "
-            "video file, image folder or 'demo' (empty keeps the profile's)",
+            f"video file, image folder or 'demo' (empty keeps the profile's); '{NO_CAMERA}' "
+            "starts no camera (frames from a bag replay or another driver)",
         ),
         DeclareLaunchArgument("namespace", default_value="", description="Namespace of the graph"),
         # Shared-memory transport for images unless the user chose a Fast DDS profile.
@@ -75,7 +77,7 @@ def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -
     namespace = LaunchConfiguration("namespace").perform(context)
     source = LaunchConfiguration("source").perform(context)
     nodes: list[LifecycleNode] = []
-    for node_name in profile_nodes(path):
+    for node_name in graph_nodes(path, source):
         parameters: list = [str(file) for file in parameter_files(path)]
         if node_name == "camera" and source:
             # Typed as a string: launch reads values as YAML, and "0" would become an int.

@@ -8,10 +8,12 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
 from fer_ros.pipeline_node import PipelineNode
+from fer_ros.profiles import use_fastdds_profile
 
 
 def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> None:
     """Start unconfigured, as a lifecycle node should; launch or a manager drives it."""
+    use_fastdds_profile()
     rclpy.init(args=args)
     try:
         node = node_class()

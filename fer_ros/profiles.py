@@ -9,6 +9,7 @@ their keys in file order. Launch files and ``fer_ros_bringup`` read profiles onl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ PROFILES = ("loihi", "coral", "ncs2", "jetson", "rpi", "cpu")
 EDGE_PROFILES = tuple(p for p in PROFILES if p != "loihi")
 FASTDDS_PROFILE = "fastdds_shm.xml"
 COMMON_PROFILE = "common.yaml"
+NO_CAMERA = "none"  # camera source meaning "start no camera node"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,13 @@ def profile_nodes(path: Path) -> list[str]:
     return names
 
 
+def graph_nodes(path: Path, source: str | None = None) -> list[str]:
+    """The nodes to start: the profile's, without the camera when ``source`` is
+    :data:`NO_CAMERA` (frames then come from a bag replay or another driver)."""
+    names = profile_nodes(path)
+    return [n for n in names if n != "camera"] if source == NO_CAMERA else names
+
+
 def profile_parameters(path: str | Path, node: str = "inference") -> dict[str, Any]:
     """One node's parameters in a profile (common values overridden by the profile's),
     nested keys joined with dots as rclpy names them."""
@@ -108,3 +117,10 @@ def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 def fastdds_profile() -> Path:
     """Fast DDS XML with a shared-memory transport large enough for camera images."""
     return config_dir() / FASTDDS_PROFILE
+
+
+def use_fastdds_profile() -> None:
+    """Make this process's participants use :func:`fastdds_profile`, unless the user chose
+    a profile. Call before ``rclpy.init``: over the default UDP transport, best-effort
+    camera images (hundreds of kB in fragments) are often lost."""
+    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))

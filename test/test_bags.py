@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import pytest
 import rclpy
-from conftest import TEST_FPS
+import yaml
+from builtin_interfaces.msg import Time
+from conftest import TEST_FPS, wait_for
 from graph_harness import Graph
 from node_harness import Probe
-from rclpy.serialization import deserialize_message
+from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 
-from fer_msgs.msg import ExpressionArray
+from fer_msgs.msg import ExpressionArray, Telemetry
 from fer_ros.bags import BagError, BagRecorder, replay
+from fer_ros.image_codec import array_to_image
 from fer_ros.profiles import profile_path
 
 Stamp = tuple[int, int]
@@ -83,7 +91,7 @@ def test_bag_is_readable_by_an_independent_mcap_reader(ros, tmp_path):
     recorder = BagRecorder(probe.node, bag, {"/image_raw": "sensor_msgs/msg/Image"})
     publisher = probe.publisher("/image_raw", Image, sensor=True)
     publisher.publish(Image(height=1, width=2, encoding="mono8", step=2, data=b"\x01\x02"))
-    assert __import__("conftest").wait_for(lambda: recorder.counts["/image_raw"] == 1)
+    assert wait_for(lambda: recorder.counts["/image_raw"] == 1)
     recorder.close()
     (mcap_file,) = bag.glob("*.mcap")
     (message,) = list(read_ros2_messages(str(mcap_file)))
@@ -107,3 +115,56 @@ def test_replay_refuses_a_bag_with_the_wrong_type(ros, tmp_path):
     with pytest.raises(BagError, match="cannot open bag"):
         replay(node, tmp_path / "no_such_bag", {"/image_raw": "sensor_msgs/msg/Image"})
     node.destroy_node()
+
+
+def write_video_bag(video: Path, bag: Path, fps: float) -> set[Stamp]:
+    """The video's frames as sensor_msgs/Image on /image_raw, ``fps`` apart."""
+    capture = cv2.VideoCapture(str(video))
+    stamps: set[Stamp] = set()
+    with Writer(bag, version=Writer.VERSION_LATEST, storage_plugin=StoragePlugin.MCAP) as writer:
+        store = get_typestore(Stores.ROS2_KILTED)
+        connection = writer.add_connection("/image_raw", "sensor_msgs/msg/Image", typestore=store)
+        ok, frame = capture.read()
+        while ok:
+            t_ns = int(1e9 + len(stamps) * 1e9 / fps)
+            header = Header(stamp=Time(sec=t_ns // 10**9, nanosec=t_ns % 10**9), frame_id="cam")
+            writer.write(connection, t_ns, serialize_message(array_to_image(frame, "bgr8", header)))
+            stamps.add((header.stamp.sec, header.stamp.nanosec))
+            ok, frame = capture.read()
+    capture.release()
+    return stamps
+
+
+def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media, tmp_path):
+    """The user's evaluation workflow: fer_ros_bringup --source none, then a replay, with
+    input queues deep enough that no frame is skipped."""
+    bag = tmp_path / "video_bag"
+    stamps = write_video_bag(media / "single_face.mp4", bag, TEST_FPS)
+    profile = tmp_path / "cpu_every_frame.yaml"
+    sections = yaml.safe_load(profile_path("cpu").read_text())
+    for node in ("face_detection", "inference"):
+        sections.setdefault(f"/**/{node}", {"ros__parameters": {}})
+        sections[f"/**/{node}"]["ros__parameters"]["input_queue_depth"] = 100
+    profile.write_text(yaml.safe_dump(sections))
+    probe = Probe(ros)
+    expressions = probe.listen("/expressions", ExpressionArray)
+    telemetry = probe.listen("/telemetry", Telemetry)
+    command = [sys.executable, "-m", "fer_ros.bringup", str(profile), "--source", "none"]
+    graph = subprocess.Popen([*command, "--quiet"], stdout=subprocess.PIPE, text=True)
+    try:
+        # Stages activate downstream first, so an /image_raw subscriber means all are up.
+        assert wait_for(lambda: probe.node.count_subscribers("/image_raw") > 0, 60)
+        assert probe.node.count_publishers("/image_raw") == 0  # no camera was started
+        replay(probe.node, bag, {"/image_raw": "sensor_msgs/msg/Image"})
+        wait_for(lambda: len(labelled(expressions)) == len(stamps), 30)
+    finally:
+        graph.send_signal(signal.SIGINT)
+        graph.communicate(timeout=30)
+    assert graph.returncode == 0
+    assert labelled(expressions) <= stamps
+    assert len(labelled(expressions)) >= 0.95 * len(stamps)
+    assert telemetry[-1].frames_dropped == 0
+
+
+def labelled(arrays: list[ExpressionArray]) -> set[Stamp]:
+    return set(stamp_labels(arrays))
