@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -22,7 +23,7 @@ pytest.importorskip("sklearn", reason="training needs the [train] extra (scikit-
 from fer_ros.cnn_spec import load_cnn_spec  # noqa: E402
 from fer_ros.model_card import load_model_card  # noqa: E402
 from fer_ros.training import graph  # noqa: E402
-from fer_ros.training.augment import augment_crops  # noqa: E402
+from fer_ros.training.augment import AugmentSettings, augment_crops  # noqa: E402
 from fer_ros.training.data import (  # noqa: E402
     DEFAULT_CLASSES,
     FaceDataset,
@@ -127,9 +128,19 @@ def test_augmentation_is_seeded_and_keeps_shape() -> None:
     assert np.array_equal(a, b) and not np.array_equal(a, crops)
 
 
-def test_training_is_reproducible() -> None:
+@pytest.mark.parametrize("regularised", [False, True])
+def test_training_is_reproducible(regularised: bool) -> None:
     ds = _synthetic(n_groups=14)
     s = TrainSettings(epochs=1, progress=False, seed=5)
+    if regularised:  # EMA, mixup, random erasing and batchnorm recalibration
+        s = replace(
+            s,
+            epochs=2,
+            ema_decay=0.9,
+            mixup_alpha=0.2,
+            recalibrate_bn=True,
+            augmentation=AugmentSettings(erase_probability=0.5),
+        )
     m1, m2 = train_model(ds, TINY, s), train_model(ds, TINY, s)
     for p1, p2 in zip(m1.state_dict().values(), m2.state_dict().values(), strict=True):
         assert torch.equal(p1, p2)
@@ -138,10 +149,11 @@ def test_training_is_reproducible() -> None:
 # --- folding, ONNX and the Loihi spec ---------------------------------------------------
 
 
-def test_folded_graph_and_onnx_match_pytorch() -> None:
+@pytest.mark.parametrize("head", ["flatten", "gap"])
+def test_folded_graph_and_onnx_match_pytorch(head: str) -> None:
     ort = pytest.importorskip("onnxruntime")
     torch.manual_seed(0)
-    model = FerCnn(ArchConfig(blocks=((4, 4), (8,)), dense=(16,)), 7)
+    model = FerCnn(ArchConfig(blocks=((4, 4), (8,)), dense=(16,), head=head), 7)
     for m in model.modules():  # non-trivial batchnorm statistics to fold
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_mean.uniform_(-0.5, 0.5)
@@ -152,7 +164,8 @@ def test_folded_graph_and_onnx_match_pytorch() -> None:
     layers = graph.fold(model)
     assert np.allclose(graph.forward_numpy(layers, x), ref, atol=1e-5)
     proto = build_onnx(layers, (1, 48, 48), "t")
-    assert {n.op_type for n in proto.graph.node} <= {"Conv", "Relu", "MaxPool", "Flatten", "Gemm"}
+    ops = {"Conv", "Relu", "MaxPool", "GlobalAveragePool", "Flatten", "Gemm"}
+    assert {n.op_type for n in proto.graph.node} <= ops
     out = ort.InferenceSession(proto.SerializeToString()).run(None, {"input": x})[0]
     assert np.allclose(out, ref, atol=1e-5)
 

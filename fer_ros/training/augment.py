@@ -22,6 +22,8 @@ class AugmentSettings:
     flip_probability: float = 0.5
     max_brightness: float = 0.15  # fraction of full scale added or removed
     max_contrast: float = 0.2  # relative gain change around the mean
+    erase_probability: float = 0.0  # random erasing: a grey box hides part of the face
+    max_erase_fraction: float = 0.25  # largest box area, as a fraction of the crop
 
 
 def augment_crops(
@@ -45,4 +47,19 @@ def augment_crops(
         mean = float(img.mean())
         img = (img.astype(np.float32) - mean) * gain + mean + offset
         out[i] = np.clip(img, 0, 255).astype(np.uint8)
+        if s.erase_probability > 0 and rng.random() < s.erase_probability:
+            _erase(out[i], rng, s.max_erase_fraction)
     return out
+
+
+def _erase(img: np.ndarray, rng: np.random.Generator, max_fraction: float) -> None:
+    """Fill a random box (2-``max_fraction`` % of the area, aspect 1:3-3:1) with its mean,
+    in place: the net must not rely on any single facial region."""
+    h, w = img.shape
+    area = h * w * rng.uniform(0.02, max_fraction)
+    aspect = np.exp(rng.uniform(np.log(1 / 3), np.log(3)))
+    bh = int(min(h, round(np.sqrt(area * aspect))))
+    bw = int(min(w, round(np.sqrt(area / aspect))))
+    y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
+    box = img[y : y + bh, x : x + bw]
+    box[...] = int(box.mean()) if box.size else 0

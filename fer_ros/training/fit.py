@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
 from fer_ros.model_card import CannySettings
@@ -31,6 +32,10 @@ class TrainSettings:
     augment: bool = True
     augmentation: AugmentSettings = field(default_factory=AugmentSettings)
     class_weighted: bool = True  # CK+ is unbalanced (45 contempt vs 199 surprise)
+    ema_decay: float = 0.0  # > 0: return an exponential moving average of the weights
+    ema_start: float = 0.5  # fraction of the epochs after which the average starts
+    recalibrate_bn: bool = False  # batchnorm statistics re-measured on un-augmented inputs
+    mixup_alpha: float = 0.0  # > 0: mixup of batch pairs, Beta(alpha, alpha) weights
     seed: int = 0
     progress: bool = True
 
@@ -64,9 +69,12 @@ def train_model(ds: FaceDataset, cfg: ArchConfig, s: TrainSettings, desc: str = 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=max(steps, 1))
     clean = None if s.augment else torch.from_numpy(prepare(ds, s))
     labels = torch.from_numpy(ds.labels)
+    ema = None
     bar = tqdm(range(s.epochs), desc=desc, disable=not s.progress, leave=False)
-    for _ in bar:
+    for epoch in bar:
         model.train()
+        if s.ema_decay > 0 and ema is None and epoch >= s.ema_start * s.epochs:
+            ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(s.ema_decay))
         if s.augment:
             x_all = torch.from_numpy(
                 preprocess_crops(
@@ -82,13 +90,38 @@ def train_model(ds: FaceDataset, cfg: ArchConfig, s: TrainSettings, desc: str = 
             if len(idx) < 2 and start:  # batchnorm cannot train on one sample
                 continue
             opt.zero_grad()
-            loss = loss_fn(model(x_all[idx]), labels[idx])
+            loss = _batch_loss(model, loss_fn, x_all[idx], labels[idx], s.mixup_alpha, rng)
             loss.backward()
             opt.step()
             sched.step()
+            if ema is not None:
+                ema.update_parameters(model)
             total += loss.item() * len(idx)
         bar.set_postfix(loss=f"{total / len(ds):.3f}")
-    return model.eval()
+    final = model if ema is None else ema.module
+    if ema is not None or s.recalibrate_bn:
+        # Statistics of the final weights (averaging the raw ones' would not match them)
+        # on the kind of input inference sees: un-augmented crops.
+        x = clean if clean is not None else torch.from_numpy(prepare(ds, s))
+        update_bn([x[i : i + s.batch_size] for i in range(0, len(ds), s.batch_size)], final)
+    return final.eval()
+
+
+def _batch_loss(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    alpha: float,
+    rng: np.random.Generator,
+) -> torch.Tensor:
+    """Cross-entropy, on a mixup of the batch with a permutation of itself if ``alpha``."""
+    if alpha <= 0:
+        return loss_fn(model(x), y)
+    lam = float(rng.beta(alpha, alpha))
+    perm = torch.from_numpy(rng.permutation(len(y)))
+    out = model(lam * x + (1 - lam) * x[perm])
+    return lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
 
 
 def predict_logits(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:

@@ -19,7 +19,7 @@ from fer_ros.training.model import FerCnn
 
 @dataclass(frozen=True)
 class Layer:
-    kind: Literal["conv", "maxpool", "dense"]
+    kind: Literal["conv", "maxpool", "gap", "dense"]  # gap: global average pooling
     weights: np.ndarray | None = None  # conv (o, i, kh, kw); dense (o, i)
     bias: np.ndarray | None = None  # None: the layer has no bias at all
     stride: int = 1
@@ -80,6 +80,9 @@ def fold(model: FerCnn, input_shape: tuple[int, int, int] = (1, 48, 48)) -> list
             elif isinstance(m, nn.MaxPool2d):
                 x = m(x)
                 layers.append(Layer("maxpool", stride=2, out_shape=tuple(x.shape[1:])))
+            elif isinstance(m, nn.AdaptiveAvgPool2d):
+                x = m(x)
+                layers.append(Layer("gap", out_shape=tuple(x.shape[1:])))
             elif not isinstance(m, nn.ReLU):  # ReLU is recorded on the layer before it
                 raise TypeError(f"cannot fold layer {m}")
     return layers
@@ -117,7 +120,7 @@ def count_macs(layers: list[Layer]) -> int:
 
 def neurons_per_layer(layers: list[Layer]) -> list[int]:
     """Output units of each conv/dense layer (the neurons an SNN needs for it)."""
-    return [int(np.prod(lay.out_shape)) for lay in layers if lay.kind != "maxpool"]
+    return [int(np.prod(lay.out_shape)) for lay in layers if lay.kind in ("conv", "dense")]
 
 
 def to_cnn_spec(layers: list[Layer], input_shape: tuple[int, int, int]) -> CnnSpec:
@@ -127,7 +130,7 @@ def to_cnn_spec(layers: list[Layer], input_shape: tuple[int, int, int]) -> CnnSp
     """
     specs = []
     for lay in layers:
-        if lay.kind == "maxpool":
+        if lay.kind in ("maxpool", "gap"):
             raise ValueError("CnnSpec has no pooling: train with downsample='stride'")
         bias = lay.bias if lay.bias is not None else np.zeros(lay.weights.shape[0], np.float32)
         specs.append(
@@ -150,6 +153,8 @@ def forward_numpy(layers: list[Layer], x: np.ndarray) -> np.ndarray:
                 )
             elif lay.kind == "maxpool":
                 t = torch.nn.functional.max_pool2d(t, 2)
+            elif lay.kind == "gap":
+                t = t.mean((2, 3), keepdim=True)
             else:
                 t = t.flatten(1)
                 b = None if lay.bias is None else torch.from_numpy(lay.bias)

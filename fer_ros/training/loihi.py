@@ -39,13 +39,13 @@ def layer_cores(layer: Layer) -> int:
 def loihi_report(cfg: ArchConfig, layers: list[Layer]) -> dict[str, Any]:
     """Neurons, cores and constraint violations of a folded network."""
     violations = []
-    if cfg.downsample != "stride" or any(lay.kind == "maxpool" for lay in layers):
+    if cfg.downsample != "stride" or any(lay.kind in ("maxpool", "gap") for lay in layers):
         violations.append("uses pooling")
     if cfg.batchnorm:
         violations.append("uses batchnorm (folds into conv biases)")
     if cfg.conv_bias or any(lay.kind == "conv" and lay.bias is not None for lay in layers):
         violations.append("conv layers have biases")
-    mapped = [lay for lay in layers if lay.kind != "maxpool"]
+    mapped = [lay for lay in layers if lay.kind in ("conv", "dense")]
     cores = [layer_cores(lay) for lay in mapped]
     if sum(cores) > CORES_PER_CHIP:
         violations.append(f"needs {sum(cores)} cores > {CORES_PER_CHIP}")

@@ -22,6 +22,7 @@ class ArchConfig:
     downsample: Literal["maxpool", "stride"] = "maxpool"
     batchnorm: bool = True  # folded into the conv weights before export
     conv_bias: bool = True  # False for Loihi: no on-chip conv biases
+    head: Literal["flatten", "gap"] = "flatten"  # gap: global average pooling, few weights
 
     @property
     def name(self) -> str:
@@ -29,7 +30,8 @@ class ArchConfig:
         b = "-".join(".".join(str(f) for f in blk) for blk in self.blocks)
         d = ".".join(str(u) for u in self.dense) or "0"
         tag = "mp" if self.downsample == "maxpool" else "s2"
-        return f"vgg_{b}_d{d}_{tag}{'_bn' if self.batchnorm else ''}"
+        gap = "_gap" if self.head == "gap" else ""
+        return f"vgg_{b}_d{d}_{tag}{'_bn' if self.batchnorm else ''}{gap}"
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -78,6 +80,8 @@ class FerCnn(nn.Module):
                 channels = filters
             if cfg.downsample == "maxpool":
                 layers.append(nn.MaxPool2d(2))
+        if cfg.head == "gap":
+            layers.append(nn.AdaptiveAvgPool2d(1))
         with torch.no_grad():  # flattened size, whatever the input size and downsampling
             features = nn.Sequential(*layers)(torch.zeros(1, 1, *input_hw)).numel()
         layers.append(nn.Flatten())

@@ -1,8 +1,9 @@
 """ONNX opset 13 written directly from the folded layers.
 
-Only Conv, Relu, MaxPool, Flatten and Gemm: all standard ops that TensorRT 8, ONNX
-Runtime and OpenVINO import. Writing the graph ourselves (instead of tracing PyTorch)
-keeps it free of exporter-version quirks and makes the batch dimension dynamic.
+Only Conv, Relu, MaxPool, GlobalAveragePool, Flatten and Gemm: all standard ops that
+TensorRT 8, ONNX Runtime and OpenVINO import. Writing the graph ourselves (instead of
+tracing PyTorch) keeps it free of exporter-version quirks and makes the batch dimension
+dynamic.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def build_onnx(
                     "MaxPool", [x], [y], kernel_shape=[2, 2], strides=[2, 2], name=f"pool{i}"
                 )
             )
+        elif lay.kind == "gap":
+            nodes.append(helper.make_node("GlobalAveragePool", [x], [y], name=f"gap{i}"))
         else:
             if len(layers) and i > 0 and layers[i - 1].kind != "dense":
                 nodes.append(helper.make_node("Flatten", [x], [f"flat{i}"], axis=1))

@@ -82,6 +82,8 @@ def describe_layers(layers: list[graph.Layer]) -> str:
             parts.append(f"conv{kh}x{kw}/{lay.stride} {i}->{o}{bias}")
         elif lay.kind == "maxpool":
             parts.append("maxpool2")
+        elif lay.kind == "gap":
+            parts.append("global-avg-pool")
         else:
             parts.append(f"dense {lay.weights.shape[1]}->{lay.weights.shape[0]}")
     return " | ".join(parts)

@@ -71,6 +71,17 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, default=1e-2)
     p.add_argument("--no-augment", action="store_true")
+    p.add_argument(
+        "--ema-decay", type=float, default=TrainSettings.ema_decay, help="weight EMA (0: off)"
+    )
+    p.add_argument("--mixup-alpha", type=float, default=TrainSettings.mixup_alpha)
+    p.add_argument("--erase-probability", type=float, default=AugmentSettings.erase_probability)
+    p.add_argument(
+        "--recalibrate-bn",
+        action=argparse.BooleanOptionalAction,
+        default=TrainSettings.recalibrate_bn,
+        help="re-measure batchnorm statistics on un-augmented crops after training",
+    )
     p.add_argument("--folds", type=int, default=5, help="CV folds on the dev portion (0: none)")
     p.add_argument(
         "--test-fraction", type=float, default=0.2, help="group-disjoint held-out fraction"
@@ -89,7 +100,10 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         batch_size=args.batch_size,
         lr=args.lr,
         augment=not args.no_augment,
-        augmentation=AugmentSettings(),
+        augmentation=AugmentSettings(erase_probability=args.erase_probability),
+        ema_decay=args.ema_decay,
+        mixup_alpha=args.mixup_alpha,
+        recalibrate_bn=args.recalibrate_bn,
         seed=args.seed,
         progress=not args.quiet,
     )
