@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer_ros: {error}", file=sys.stderr, flush=True)
         status = 1
     except KeyboardInterrupt:
-        pass
+        print(monitor.final_report(), flush=True)  # Ctrl-C is how a camera or replay run ends
     finally:
         for node in nodes:
             node.release()

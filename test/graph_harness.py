@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import yaml
 from conftest import wait_for
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
@@ -12,7 +13,28 @@ from rclpy.parameter import Parameter
 from fer_ros.bringup import create_node
 from fer_ros.lifecycle_manager import LifecycleManager
 from fer_ros.pipeline_node import PipelineNode
-from fer_ros.profiles import profile_nodes
+from fer_ros.profiles import profile_nodes, profile_path
+
+# Deep enough for every frame of the demo video: a graph on a loaded test machine then
+# answers late instead of skipping frames (newest-wins is tested on its own).
+EVERY_FRAME = 100
+
+
+def tuned_profile(
+    tmp_path: Path, base: str = "cpu", camera_fps: float | None = None, queue_depth: int = 1
+) -> Path:
+    """A copy of profile ``base`` with the camera at ``camera_fps`` and every stage's
+    ``input_queue_depth`` set."""
+    sections = yaml.safe_load(profile_path(base).read_text())
+    nodes = [n for n in profile_nodes(profile_path(base)) if n != "camera"]
+    for node in nodes:
+        sections.setdefault(f"/**/{node}", {"ros__parameters": {}})
+        sections[f"/**/{node}"]["ros__parameters"]["input_queue_depth"] = queue_depth
+    if camera_fps is not None:
+        sections["/**/camera"] = {"ros__parameters": {"fps": camera_fps}}
+    path = tmp_path / f"{base}_test.yaml"
+    path.write_text(yaml.safe_dump(sections))
+    return path
 
 
 class Graph:

@@ -10,10 +10,9 @@ from pathlib import Path
 import cv2
 import pytest
 import rclpy
-import yaml
 from builtin_interfaces.msg import Time
 from conftest import TEST_FPS, wait_for
-from graph_harness import Graph
+from graph_harness import EVERY_FRAME, Graph, tuned_profile
 from node_harness import Probe
 from rclpy.serialization import deserialize_message, serialize_message
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
@@ -21,7 +20,7 @@ from rosbags.typesys import Stores, get_typestore
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_msgs.msg import ExpressionArray, Telemetry
+from fer_msgs.msg import ExpressionArray
 from fer_ros.bags import BagError, BagRecorder, replay
 from fer_ros.image_codec import array_to_image
 from fer_ros.profiles import profile_path
@@ -61,7 +60,7 @@ def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
         ros,
         profile_path("cpu"),
         only=("face_detection", "inference"),
-        every_node={"input_queue_depth": 100},
+        every_node={"input_queue_depth": EVERY_FRAME},
     )
     replayed.run()
     probe2 = Probe(ros, "replay_probe")
@@ -140,15 +139,9 @@ def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media,
     input queues deep enough that no frame is skipped."""
     bag = tmp_path / "video_bag"
     stamps = write_video_bag(media / "single_face.mp4", bag, TEST_FPS)
-    profile = tmp_path / "cpu_every_frame.yaml"
-    sections = yaml.safe_load(profile_path("cpu").read_text())
-    for node in ("face_detection", "inference"):
-        sections.setdefault(f"/**/{node}", {"ros__parameters": {}})
-        sections[f"/**/{node}"]["ros__parameters"]["input_queue_depth"] = 100
-    profile.write_text(yaml.safe_dump(sections))
+    profile = tuned_profile(tmp_path, "cpu", queue_depth=EVERY_FRAME)
     probe = Probe(ros)
     expressions = probe.listen("/expressions", ExpressionArray)
-    telemetry = probe.listen("/telemetry", Telemetry)
     command = [sys.executable, "-m", "fer_ros.bringup", str(profile), "--source", "none"]
     graph = subprocess.Popen([*command, "--quiet"], stdout=subprocess.PIPE, text=True)
     try:
@@ -159,11 +152,13 @@ def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media,
         wait_for(lambda: len(labelled(expressions)) == len(stamps), 30)
     finally:
         graph.send_signal(signal.SIGINT)
-        graph.communicate(timeout=30)
+        report, _ = graph.communicate(timeout=30)
     assert graph.returncode == 0
-    assert labelled(expressions) <= stamps
-    assert len(labelled(expressions)) >= 0.95 * len(stamps)
-    assert telemetry[-1].frames_dropped == 0
+    # The graph's own report on Ctrl-C; this busy test process may have missed messages.
+    assert "frames with a result:" in report, report
+    assert int(report.split("frames with a result:")[1].split()[0]) >= 0.95 * len(stamps)
+    assert "inputs dropped by the inference stage: 0" in report, report  # deep queues
+    assert expressions and labelled(expressions) <= stamps  # recorded stamps kept
 
 
 def labelled(arrays: list[ExpressionArray]) -> set[Stamp]:
