@@ -115,7 +115,9 @@ class PipelineMonitor(Node):
         return " | ".join(parts)
 
     def final_report(self) -> str:
+        """The run's totals; per-second lines stop, so the report is the last output."""
         with self._lock:
+            self._quiet = True
             tel = self.last_telemetry
             lines = [
                 f"frames with a result: {self.frames} ({self.frames_with_faces} with faces)",
