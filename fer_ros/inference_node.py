@@ -26,7 +26,7 @@ from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import ERROR, INPUT_PARAMETERS, LATEST_ONLY, WARN, PipelineNode
+from fer_ros.pipeline_node import ERROR, INPUT_PARAMETERS, INPUT_QOS, WARN, PipelineNode
 from fer_ros.power import POWER_MODELS, PowerSource, power_source_for_backend
 from fer_ros.power.factory import SENSOR_CHOICES, SOURCE_CHOICES
 from fer_ros.preprocessing import preprocess_crops, stack_crops
@@ -169,9 +169,9 @@ class InferenceNode(PipelineNode):
         if self._backend is None:
             raise RuntimeError("no backend loaded; configure first")
         if self._backend.input_kind is InputKind.SPIKES:
-            self.subscribe_input(SpikeTrainArray, "spike_trains", LATEST_ONLY)
+            self.subscribe_input(SpikeTrainArray, "spike_trains", INPUT_QOS)
         else:
-            self.subscribe_input(FaceArray, "faces", LATEST_ONLY)
+            self.subscribe_input(FaceArray, "faces", INPUT_QOS)
 
     def on_activated(self) -> None:
         # Figures describe this activation only; stale latencies must not re-trigger alarms.

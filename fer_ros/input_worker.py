@@ -45,11 +45,7 @@ class InputWorker(Generic[T]):
     def depth(self, depth: int) -> None:
         if depth < 1:
             raise ValueError(f"queue depth must be at least 1, not {depth}")
-        with self._condition:
-            self._depth = depth
-            while len(self._pending) > depth:
-                self._pending.popleft()
-                self.dropped += 1
+        self._depth = depth  # set before start(): a stopped worker holds no inputs
 
     def submit(self, item: T) -> None:
         with self._condition:

@@ -33,7 +33,7 @@ DIAGNOSTICS_PERIOD_S = 1.0
 RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Inputs: the worker's queue decides what is kept; the reader holds one (or the queue's
 # depth, see subscribe_input).
-LATEST_ONLY = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+INPUT_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 # Every node with an input topic declares this row.
 INPUT_PARAMETERS = (
     Param(
@@ -171,14 +171,9 @@ class PipelineNode(LifecycleNode):
         """Feed ``topic`` to ``process`` on a worker through a queue of
         ``input_queue_depth`` inputs; the reader's history is made at least that deep so
         the middleware does not drop what the queue would keep."""
-        depth = int(self.config.get("input_queue_depth", 1))
-        self.inputs.depth = depth
-        qos = QoSProfile(
-            history=qos.history,
-            depth=max(qos.depth, depth),
-            reliability=qos.reliability,
-            durability=qos.durability,
-        )
+        self.inputs.depth = int(self.config.get("input_queue_depth", 1))
+        qos = copy.copy(qos)
+        qos.depth = max(qos.depth, self.inputs.depth)
         self.inputs.start()
         self._input_subscription = self.create_subscription(
             msg_type, topic, self.inputs.submit, qos

@@ -16,7 +16,7 @@ from fer_ros.image_codec import image_to_gray
 from fer_ros.model_card import ModelCard, load_model_card
 from fer_ros.node_main import run_node
 from fer_ros.parameters import Param
-from fer_ros.pipeline_node import INPUT_PARAMETERS, LATEST_ONLY, PipelineNode
+from fer_ros.pipeline_node import INPUT_PARAMETERS, INPUT_QOS, PipelineNode
 from fer_ros.preprocessing import preprocess_crops, stack_crops
 from fer_ros.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
 from fer_ros.stats import RollingLatency
@@ -76,7 +76,7 @@ class SpikeEncodingNode(PipelineNode):
         )
 
     def activate(self) -> None:
-        self.subscribe_input(FaceArray, "faces", LATEST_ONLY)
+        self.subscribe_input(FaceArray, "faces", INPUT_QOS)
 
     def cleanup(self) -> None:
         self._card = None

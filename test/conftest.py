@@ -26,9 +26,9 @@ import rclpy  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 
 from fer_ros.demo_media import feat_media_dir  # noqa: E402
-from fer_ros.profiles import fastdds_profile  # noqa: E402
+from fer_ros.profiles import use_fastdds_profile  # noqa: E402
 
-os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
+use_fastdds_profile()
 CK_PLUS = REPO.parent / "shared" / "data" / "ck_plus_48_dev.npz"
 
 
