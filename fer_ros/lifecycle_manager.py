@@ -72,11 +72,12 @@ class LifecycleManager(Node):
             if _wait(future, min(ATTEMPT_S, deadline - time.monotonic())):
                 if future.result() is not None and future.result().success:
                     return
+                if start_state is not None and self._state(fqn) == goal:
+                    return  # the resent request failed because the first one succeeded
                 break  # an answer of failure is final
-            state = _call(self._get_state[fqn], GetState.Request(), ATTEMPT_S)
-            if state is None:
+            current = self._state(fqn)
+            if current is None:
                 continue  # busy in the transition: keep waiting for its answer
-            current = state.current_state.id
             if current == goal:
                 return
             if start_state is None:
@@ -85,6 +86,11 @@ class LifecycleManager(Node):
                 client.remove_pending_request(future)
                 future = client.call_async(request)
         raise LifecycleError(f"{fqn} failed to {name}; see its log above")
+
+    def _state(self, fqn: str) -> int | None:
+        """The node's lifecycle state id, or None when it does not answer in time."""
+        state = _call(self._get_state[fqn], GetState.Request(), ATTEMPT_S)
+        return None if state is None else state.current_state.id
 
 
 def _wait(future: Any, timeout_s: float) -> bool:
