@@ -16,7 +16,8 @@ def requirements(path: str) -> list[str]:
     return [line for line in lines if line and not line.startswith("-")]
 
 
-NODES = ["camera_node", "face_detection_node", "spike_encoding_node", "inference_node"]
+# Node executables are the node modules themselves (fer_ros.core.profiles names the same).
+NODES = sorted(p.stem for p in (HERE / PACKAGE / "nodes").glob("*_node.py"))
 
 setup(
     name=PACKAGE,
@@ -39,9 +40,9 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            *(f"{node} = {PACKAGE}.{node}:main" for node in NODES),
-            f"fer_ros_bringup = {PACKAGE}.bringup:main",
-            f"fer_ros_replay = {PACKAGE}.bags:replay_main",
+            *(f"{node} = {PACKAGE}.nodes.{node}:main" for node in NODES),
+            f"fer_ros_bringup = {PACKAGE}.bringup.main:main",
+            f"fer_ros_replay = {PACKAGE}.bringup.bags:replay_main",
             # training, search and export need the [train] extra
             f"fer_ros_train = {PACKAGE}.training.train:main",
             f"fer_ros_search = {PACKAGE}.training.search:main",

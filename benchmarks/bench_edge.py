@@ -3,11 +3,11 @@
 Usage::
 
     python benchmarks/bench_edge.py [--profiles cpu,jetson,rpi,coral,ncs2] [-n 300]
-                                    [--builtin] [--json results.json]
+                                    [--json results.json]
 
-Each profile's inference parameters come from ``config/<profile>.yaml`` when that file
-has an inference node with a CNN backend, else from the built-in table below (the
-proposal for those files). One face per inference, as the robot sees them: held-out-style
+Each profile's inference parameters come from ``config/<profile>.yaml``, read through the
+same function the inference node's settings use (profiles in config/ are the only source).
+One face per inference, as the robot sees them: held-out-style
 CK+ crops from shared/data when present (read at run time, never stored), else smooth
 synthetic crops (said so in the output).
 
@@ -40,9 +40,10 @@ os.environ.setdefault("FER_ROS_SHARE", str(_CHECKOUT))
 
 from fer_ros.backends import BackendUnavailable, create_backend  # noqa: E402
 from fer_ros.backends.base import InputKind  # noqa: E402
-from fer_ros.backends.settings import profile_parameters, settings_from_parameters  # noqa: E402
-from fer_ros.model_card import ModelCard  # noqa: E402
-from fer_ros.paths import config_dir  # noqa: E402
+from fer_ros.core.model_card import ModelCard  # noqa: E402
+from fer_ros.core.preprocessing import preprocess_crops  # noqa: E402
+from fer_ros.core.profiles import EDGE_PROFILES, profile_path  # noqa: E402
+from fer_ros.nodes.inference_settings import profile_parameters, settings_from_parameters  # noqa: E402
 from fer_ros.power import (  # noqa: E402
     PowerConfig,
     PowerSource,
@@ -51,68 +52,8 @@ from fer_ros.power import (  # noqa: E402
     is_cpu_device,
     power_source_for_backend,
 )
-from fer_ros.preprocessing import preprocess_crops  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ck_plus_48_dev.npz"
-
-# Proposed inference parameters of config/<profile>.yaml (what the lead writes there).
-BUILTIN_PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": {
-        "accelerator": "cpu",
-        "backend": "onnxruntime",
-        "model_card": "fer_cnn_cpu.json",
-        "model_export": "onnx",
-        "device": "CPUExecutionProvider",
-        "num_threads": 1,
-        "allow_cpu_fallback": False,
-        "power": {"source": "auto", "model": ""},
-    },
-    "jetson": {
-        "accelerator": "jetson",
-        "backend": "onnxruntime",
-        "model_card": "fer_cnn_cpu.json",
-        "model_export": "onnx",
-        "device": "tensorrt,cuda",
-        "num_threads": 4,
-        "allow_cpu_fallback": True,
-        "onnxruntime": {"fp16": True},
-        "power": {
-            "source": "auto",
-            "model": "jetson_nano_10w",
-            "fallback_model": "jetson_nano_10w",
-        },
-    },
-    "rpi": {
-        "accelerator": "rpi",
-        "backend": "litert",
-        "model_card": "fer_cnn_cpu.json",
-        "model_export": "tflite_fp32",
-        "device": "cpu",
-        "num_threads": 4,
-        "allow_cpu_fallback": False,
-        "power": {"source": "auto", "model": "rpi4"},
-    },
-    "coral": {
-        "accelerator": "coral",
-        "backend": "litert",
-        "model_card": "fer_cnn_cpu.json",
-        "model_export": "tflite_int8",
-        "device": "edgetpu",
-        "num_threads": 4,
-        "allow_cpu_fallback": True,
-        "power": {"source": "auto", "model": "coral_usb", "fallback_model": "rpi4"},
-    },
-    "ncs2": {
-        "accelerator": "ncs2",
-        "backend": "openvino",
-        "model_card": "fer_cnn_cpu.json",
-        "model_export": "openvino_fp16",
-        "device": "MYRIAD,NPU",
-        "num_threads": 4,
-        "allow_cpu_fallback": True,
-        "power": {"source": "auto", "model": "ncs2", "fallback_model": "rpi4"},
-    },
-}
 
 
 @dataclass
@@ -145,16 +86,10 @@ def host_power_model() -> str:
     return ""
 
 
-def load_parameters(profile: str, builtin: bool) -> tuple[dict[str, Any], str]:
-    path = config_dir() / f"{profile}.yaml"
-    if not builtin and path.is_file():
-        try:
-            params = profile_parameters(path)
-        except KeyError:
-            params = {}
-        if params.get("backend") in ("onnxruntime", "litert", "openvino"):
-            return params, str(path)
-    return BUILTIN_PROFILES[profile], "built-in"
+def load_parameters(profile: str) -> tuple[dict[str, Any], str]:
+    """A profile's inference parameters, read as the node reads them (config/ only)."""
+    path = profile_path(profile)
+    return profile_parameters(path), str(path)
 
 
 def face_crops(card: ModelCard, count: int) -> tuple[np.ndarray, str]:
@@ -177,7 +112,7 @@ def power_for(config: PowerConfig, backend: Any, host_model: str) -> PowerSource
 
 
 def run_profile(profile: str, args: argparse.Namespace) -> tuple[Row, str]:
-    params, origin = load_parameters(profile, args.builtin)
+    params, origin = load_parameters(profile)
     name, settings, power_config = settings_from_parameters(params)
     row = Row(profile, name, settings.model_export, settings.device or "(default)")
     cores = os.cpu_count() or 1
@@ -273,10 +208,9 @@ def _num(value: float, digits: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--profiles", default=",".join(BUILTIN_PROFILES))
+    parser.add_argument("--profiles", default=",".join(EDGE_PROFILES))
     parser.add_argument("-n", type=int, default=300, help="timed inferences per profile")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--builtin", action="store_true", help="ignore config/*.yaml")
     parser.add_argument(
         "--host-model",
         default=host_power_model(),

@@ -25,8 +25,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fer_ros.cnn_spec import load_cnn_spec  # noqa: E402
-from fer_ros.model_card import load_model_card  # noqa: E402
+from fer_ros.core.cnn_spec import load_cnn_spec  # noqa: E402
+from fer_ros.core.model_card import load_model_card  # noqa: E402
 from fer_ros.snn.convert import convert  # noqa: E402
 from fer_ros.snn.data import DEFAULT_DATA, calibration_subset, card_split  # noqa: E402
 from fer_ros.snn.evaluate import Evaluation, evaluate  # noqa: E402

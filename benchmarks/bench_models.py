@@ -19,7 +19,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fer_ros.model_card import ModelCard, load_model_card  # noqa: E402
+from fer_ros.core.model_card import ModelCard, load_model_card  # noqa: E402
 
 MODELS = REPO / "models"
 DATA = REPO.parent / "shared" / "data" / "ck_plus_48_dev.npz"
@@ -39,7 +39,7 @@ CV_GOAL, INT8_GAP_GOAL = 0.95, 0.01
 
 def live_figures(card: ModelCard, data: Path) -> dict[str, dict[str, float]]:
     """Accuracy, agreement with ONNX and latency of every export, measured now."""
-    from fer_ros.preprocessing import preprocess_crops
+    from fer_ros.core.preprocessing import preprocess_crops
     from fer_ros.training import export as ex
     from fer_ros.training.data import load_npz
     from fer_ros.training.latency import measure_latency

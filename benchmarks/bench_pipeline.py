@@ -11,7 +11,6 @@ run it on a quiet machine (other loads on 2 cores change the figures).
 from __future__ import annotations
 
 import argparse
-import os
 import threading
 import time
 
@@ -22,9 +21,10 @@ from rclpy.parameter import Parameter
 from rclpy.time import Time
 
 from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
-from fer_ros.bringup import EXECUTOR_THREADS, create_node
-from fer_ros.lifecycle_manager import LifecycleManager
-from fer_ros.profiles import fastdds_profile, profile_nodes, profile_path
+from fer_ros.bringup.graph_plan import node_plan
+from fer_ros.bringup.lifecycle_manager import LifecycleManager
+from fer_ros.bringup.main import EXECUTOR_THREADS, create_node
+from fer_ros.core.profiles import profile_nodes, profile_path, use_fastdds_profile
 
 
 def percentiles(values: list[float]) -> str:
@@ -39,11 +39,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--fps", type=float, default=30.0)
     args = parser.parse_args()
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
+    use_fastdds_profile()
     rclpy.init()
     path = profile_path(args.profile)
     names = profile_nodes(path)
-    nodes = {n: create_node(n, path, "", None) for n in names}
+    nodes = {n: create_node(node_plan(path, n)) for n in names}
     nodes["camera"].set_parameters(
         [Parameter("loop", value=True), Parameter("fps", value=args.fps)]
     )

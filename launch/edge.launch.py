@@ -8,8 +8,8 @@ The graph and its parameters come from config/<accelerator>.yaml.
 from launch import LaunchDescription
 from launch.actions import DeclareLaunchArgument
 
-from fer_ros.launch_description import pipeline_launch_description
-from fer_ros.profiles import EDGE_PROFILES
+from fer_ros.bringup.launch_description import pipeline_launch_description
+from fer_ros.core.profiles import EDGE_PROFILES
 
 
 def generate_launch_description() -> LaunchDescription:

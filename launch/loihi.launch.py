@@ -7,7 +7,7 @@ The graph and its parameters come from config/loihi.yaml.
 
 from launch import LaunchDescription
 
-from fer_ros.launch_description import pipeline_launch_description
+from fer_ros.bringup.launch_description import pipeline_launch_description
 
 
 def generate_launch_description() -> LaunchDescription:

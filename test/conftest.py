@@ -25,8 +25,8 @@ os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 import rclpy  # noqa: E402
 from rclpy.executors import MultiThreadedExecutor  # noqa: E402
 
-from fer_ros.demo_media import feat_media_dir  # noqa: E402
-from fer_ros.profiles import use_fastdds_profile  # noqa: E402
+from fer_ros.core.demo_media import feat_media_dir  # noqa: E402
+from fer_ros.core.profiles import use_fastdds_profile  # noqa: E402
 
 use_fastdds_profile()
 CK_PLUS = REPO.parent / "shared" / "data" / "ck_plus_48_dev.npz"

@@ -10,10 +10,11 @@ from conftest import wait_for
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from fer_ros.bringup import create_node
-from fer_ros.lifecycle_manager import LifecycleManager
-from fer_ros.pipeline_node import PipelineNode
-from fer_ros.profiles import profile_nodes, profile_path
+from fer_ros.bringup.graph_plan import node_plan
+from fer_ros.bringup.lifecycle_manager import LifecycleManager
+from fer_ros.bringup.main import create_node
+from fer_ros.core.profiles import profile_nodes, profile_path
+from fer_ros.nodes.pipeline_base import PipelineNode
 
 # Deep enough for every frame of the demo video: a graph on a loaded test machine then
 # answers late instead of skipping frames (newest-wins is tested on its own).
@@ -51,7 +52,7 @@ class Graph:
         names = [n for n in profile_nodes(profile) if not only or n in only]
         self.nodes: dict[str, PipelineNode] = {}
         for name in names:
-            node = create_node(name, profile, "", None)
+            node = create_node(node_plan(profile, name))
             values = {k: v for k, v in (every_node or {}).items() if node.has_parameter(k)}
             values.update(camera if name == "camera" else {})
             if values:

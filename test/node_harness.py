@@ -13,7 +13,7 @@ from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
-from fer_ros.pipeline_node import PipelineNode
+from fer_ros.nodes.pipeline_base import PipelineNode
 
 
 def make_node(

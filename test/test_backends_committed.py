@@ -16,9 +16,9 @@ import pytest
 
 from fer_ros.backends import BackendSettings, create_backend
 from fer_ros.backends.base import softmax
-from fer_ros.model_card import ModelCard, load_model_card
-from fer_ros.paths import models_dir
-from fer_ros.preprocessing import preprocess_crops
+from fer_ros.core.model_card import ModelCard, load_model_card
+from fer_ros.core.paths import models_dir
+from fer_ros.core.preprocessing import preprocess_crops
 
 CARD = "fer_cnn_cpu.json"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ck_plus_48_dev.npz"

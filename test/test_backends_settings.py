@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from fer_ros.backends.settings import (
+from fer_ros.core.model_card import ModelCard
+from fer_ros.nodes.inference_settings import (
     flatten,
     nest,
     profile_parameters,
     settings_from_parameters,
 )
-from fer_ros.model_card import ModelCard
 
 CARD = ModelCard("tiny", ("a", "b"), files={"tflite_int8": "t.tflite"})
 
@@ -50,7 +50,8 @@ def test_nested_yaml_parameters(tmp_path: Path):
         4,
     )
     assert settings.allow_cpu_fallback is True
-    assert settings.options == {"edgetpu_export": "tflite_int8_edgetpu"}
+    # the profile's option, and the node's default for the one it leaves out
+    assert settings.options == {"edgetpu_export": "tflite_int8_edgetpu", "edgetpu_library": ""}
     assert (power.source, power.model, power.fallback_model) == ("auto", "coral_usb", "rpi4")
     assert power.active_w is None and power.domains == ("package",)
 
@@ -70,6 +71,7 @@ def test_flat_ros_parameters_and_defaults():
     backend, settings, power = settings_from_parameters(params, card=CARD)
     assert backend == "openvino" and settings.model_export == "openvino_fp16"
     assert settings.options == {"config": {"PERFORMANCE_HINT": "THROUGHPUT"}, "static_batch": True}
+    assert "target" not in settings.options
     assert settings.num_threads == 1 and settings.allow_cpu_fallback is False
     assert power.rails == ("VDD_IN", "VDD_SOC") and power.active_w is None
 
@@ -91,3 +93,10 @@ def test_flatten_and_nest_round_trip():
     nested = {"a": {"b": 1, "c": {"d": "x"}}, "e": [1, 2]}
     assert flatten(nested) == {"a.b": 1, "a.c.d": "x", "e": [1, 2]}
     assert nest(flatten(nested)) == nested
+
+
+def test_a_backend_without_model_export_loads_its_own_default_export():
+    """A litert profile naming no export gets the .tflite one, not the node's old "onnx"."""
+    backend, settings, _ = settings_from_parameters({"backend": "litert"})
+    assert backend == "litert" and settings.model_export == "tflite_fp32"
+    assert settings.card.file(settings.model_export).suffix == ".tflite"

@@ -21,9 +21,9 @@ from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
 from fer_msgs.msg import ExpressionArray
-from fer_ros.bags import BagError, BagRecorder, replay
-from fer_ros.image_codec import array_to_image
-from fer_ros.profiles import profile_path
+from fer_ros.bringup.bags import BagError, BagRecorder, replay
+from fer_ros.core.profiles import profile_path
+from fer_ros.nodes.image_codec import array_to_image
 
 Stamp = tuple[int, int]
 
@@ -142,7 +142,7 @@ def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media,
     profile = tuned_profile(tmp_path, "cpu", queue_depth=EVERY_FRAME)
     probe = Probe(ros)
     expressions = probe.listen("/expressions", ExpressionArray)
-    command = [sys.executable, "-m", "fer_ros.bringup", str(profile), "--source", "none"]
+    command = [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--source", "none"]
     graph = subprocess.Popen([*command, "--quiet"], stdout=subprocess.PIPE, text=True)
     try:
         # Stages activate downstream first, so an /image_raw subscriber means all are up.

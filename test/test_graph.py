@@ -13,8 +13,8 @@ from node_harness import Probe
 from sensor_msgs.msg import Image
 
 from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
-from fer_ros.model_card import load_model_card
-from fer_ros.profiles import profile_path
+from fer_ros.core.model_card import load_model_card
+from fer_ros.core.profiles import profile_path
 
 DEMO_FRAMES = 72  # single_face.mp4: one face in every frame
 
@@ -39,7 +39,7 @@ def test_cpu_graph_labels_nearly_every_frame_that_shows_a_face(ros, media, tmp_p
     expressions = probe.listen("/expressions", ExpressionArray)
     telemetry = probe.listen("/telemetry", Telemetry)
     result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup", str(slow_cpu_profile(tmp_path)), "--quiet"],
+        [sys.executable, "-m", "fer_ros.bringup.main", str(slow_cpu_profile(tmp_path)), "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -71,14 +71,14 @@ def test_loihi_graph_classifies_spike_trains_with_modelled_energy(ros, media):
     assert t.backend == "loihi" and "emulator" in t.device  # no NxSDK here
     assert t.spikes > 0 and t.synaptic_ops > 0 and len(t.layer_names) == len(t.layer_spikes)
     # No Loihi chip here: energy must be the model, and must say so.
-    assert t.energy_source == Telemetry.SOURCE_MODELLED and t.energy_model
+    assert t.figure_source == Telemetry.SOURCE_MODELLED and t.figure_model
     assert t.energy_mj > 0
 
 
 def test_bringup_runs_one_process_per_node_and_ends_with_the_video(media, tmp_path):
     profile = slow_cpu_profile(tmp_path)
     result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup", str(profile), "--processes", "--quiet"],
+        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--processes", "--quiet"],
         capture_output=True,
         text=True,
         timeout=120,
@@ -92,7 +92,7 @@ def test_bringup_reports_a_profile_that_cannot_configure(tmp_path):
     profile = tmp_path / "broken.yaml"
     profile.write_text("/**/inference:\n  ros__parameters:\n    model_card: missing_card.json\n")
     result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup", str(profile), "--quiet"],
+        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--quiet"],
         capture_output=True,
         text=True,
         timeout=60,

@@ -3,7 +3,7 @@ import pytest
 from sensor_msgs.msg import Image
 from std_msgs.msg import Header
 
-from fer_ros.image_codec import ImageError, array_to_image, image_to_array, image_to_gray
+from fer_ros.nodes.image_codec import ImageError, array_to_image, image_to_array, image_to_gray
 
 
 def test_round_trip_keeps_pixels_and_header():

@@ -10,19 +10,20 @@ import pytest
 from conftest import wait_for
 from node_harness import Probe, make_node, start
 from rclpy.lifecycle import TransitionCallbackReturn
-from sensor_msgs.msg import Image
+from rclpy.parameter import Parameter
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
 from fer_msgs.msg import ExpressionArray, FaceArray, SpikeTrainArray, Telemetry
-from fer_ros.camera_node import CameraNode
-from fer_ros.face_detection_node import FaceDetectionNode
-from fer_ros.image_codec import array_to_image, image_to_gray
-from fer_ros.inference_node import InferenceNode
-from fer_ros.model_card import load_model_card
-from fer_ros.pipeline_node import ERROR, WARN
-from fer_ros.preprocessing import preprocess_crops
-from fer_ros.spike_encoding import EncodingSettings, encode, unpack_spikes
-from fer_ros.spike_encoding_node import SpikeEncodingNode
+from fer_ros.core.model_card import load_model_card
+from fer_ros.core.preprocessing import preprocess_crops
+from fer_ros.core.spike_encoding import EncodingSettings, encode, unpack_spikes
+from fer_ros.nodes.camera_node import CameraNode
+from fer_ros.nodes.face_detection_node import FaceDetectionNode
+from fer_ros.nodes.image_codec import array_to_image, image_to_gray
+from fer_ros.nodes.inference_node import InferenceNode
+from fer_ros.nodes.pipeline_base import ERROR, OK, WARN
+from fer_ros.nodes.spike_encoding_node import SpikeEncodingNode
 
 
 def bgr(path) -> np.ndarray:
@@ -54,11 +55,17 @@ def test_camera_plays_an_image_folder_then_reports_end_of_stream(ros, media, tmp
     camera = make_node(ros, CameraNode, source=str(tmp_path), fps=50.0, width=320, height=240)
     probe = Probe(ros)
     images = probe.listen("image_raw", Image, sensor=True)
-    probe.listen("camera_info", __import__("sensor_msgs.msg").msg.CameraInfo, sensor=True)
+    infos = probe.listen("camera_info", CameraInfo, sensor=True)
     start(camera)
     assert wait_for(lambda: camera.end_of_stream, 10)
-    assert wait_for(lambda: len(images) == 3, 5)
+    assert wait_for(lambda: len(images) == 3 and len(infos) == 3, 5)
     assert (images[0].width, images[0].height, images[0].encoding) == (320, 240, "bgr8")
+    info = infos[0]
+    assert (info.width, info.height, info.header.stamp) == (320, 240, images[0].header.stamp)
+    # uncalibrated pinhole from the 60 degree default field of view, centred
+    focal = 160 / np.tan(np.radians(30))
+    assert info.k[0] == pytest.approx(focal) and info.k[4] == pytest.approx(focal)
+    assert (info.k[2], info.k[5], info.k[8]) == (160, 120, 1)
     assert wait_for(
         lambda: any(
             kv.value == "end_of_stream" for s in probe.diagnostics_of("camera") for kv in s.values
@@ -80,11 +87,21 @@ def test_camera_reports_a_corrupt_video_and_keeps_serving(ros, tmp_path):
     video.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 40)
     camera = make_node(ros, CameraNode, source=str(video))
     probe = Probe(ros)
+    images = probe.listen("image_raw", Image, sensor=True)
     if camera.trigger_configure() == TransitionCallbackReturn.SUCCESS:
         camera.trigger_activate()
         assert wait_for(lambda: probe.saw_diagnostic("camera", "no frame could be decoded", ERROR))
+        camera.trigger_deactivate()
+        camera.trigger_cleanup()
     else:
         assert wait_for(lambda: probe.saw_diagnostic("camera", "cannot open", ERROR))
+    # The same node serves a good source after a cleanup and a new configure.
+    cv2.imwrite(str(tmp_path / "ok.png"), np.full((48, 64, 3), 128, np.uint8))
+    (tmp_path / "corrupt.mp4").unlink()
+    camera.set_parameters([Parameter("source", value=str(tmp_path))])
+    start(camera)
+    assert wait_for(lambda: len(images) == 1, 10)
+    assert (images[0].width, images[0].height) == (64, 48)
     camera.release()
 
 
@@ -93,8 +110,9 @@ def test_face_detection_finds_tracks_and_crops_real_faces(ros, media):
     results = faces_from(ros, media, ("multi_face.jpg", "multi_face.jpg"))
     first, second = results[0], results[1]
     assert len(first.faces) >= 3
-    assert [f.id for f in second.faces] == [f.id for f in first.faces]  # same faces, same ids
-    assert len({f.id for f in first.faces}) == len(first.faces)
+    # same faces, same ids
+    assert [f.face_id for f in second.faces] == [f.face_id for f in first.faces]
+    assert len({f.face_id for f in first.faces}) == len(first.faces)
     crop = first.faces[0].crop
     assert (crop.width, crop.height, crop.encoding) == (48, 48, "mono8")
     assert first.header.frame_id == "multi_face.jpg"
@@ -170,11 +188,11 @@ def test_cpu_inference_labels_real_faces_and_reports_honest_telemetry(ros, media
     assert (t.accelerator, t.backend, t.device) == ("cpu", "onnxruntime", "CPUExecutionProvider")
     assert t.faces == 1 and t.inference_ms > 0
     # The node's defaults name no power model: a figure is a sensor reading or nothing.
-    assert t.power_source in (Telemetry.SOURCE_MEASURED, Telemetry.SOURCE_UNAVAILABLE)
-    if t.power_source == Telemetry.SOURCE_UNAVAILABLE:
+    assert t.figure_source in (Telemetry.SOURCE_MEASURED, Telemetry.SOURCE_UNAVAILABLE)
+    if t.figure_source == Telemetry.SOURCE_UNAVAILABLE:
         assert np.isnan(t.power_w) and np.isnan(t.energy_mj)
     else:
-        assert t.power_model and t.energy_source == Telemetry.SOURCE_MEASURED
+        assert t.figure_model and t.figure_source == Telemetry.SOURCE_MEASURED
     node.release()
 
 
@@ -201,3 +219,61 @@ def test_inference_rejects_wrong_crop_sizes_and_keeps_serving(ros, media):
     faces.publish(good)
     assert wait_for(lambda: len(expressions) == 1)
     node.release()
+
+
+def test_inference_serves_again_after_deactivate_cleanup_configure(ros, media):
+    good = faces_from(ros, media)[0]
+    node = make_node(ros, InferenceNode)
+    start(node)
+    probe = Probe(ros)
+    expressions = probe.listen("expressions", ExpressionArray)
+    faces = probe.publisher("faces", FaceArray)
+    faces.publish(good)
+    assert wait_for(lambda: len(expressions) == 1)
+    assert node.trigger_deactivate() == TransitionCallbackReturn.SUCCESS
+    faces.publish(good)  # inactive: nothing comes out
+    assert not wait_for(lambda: len(expressions) > 1, 1.0)
+    assert node.trigger_cleanup() == TransitionCallbackReturn.SUCCESS
+    start(node)
+    faces.publish(good)
+    assert wait_for(lambda: len(expressions) == 2)
+    assert [e.label for e in expressions[1].expressions] == [
+        e.label for e in expressions[0].expressions
+    ]
+    node.release()
+
+
+@pytest.mark.parametrize(
+    ("warn_ms", "error_ms", "level", "text"),
+    [(0.0, 1e6, WARN, "above 0 ms"), (0.0, 0.0, ERROR, "above 0 ms"), (1e6, 1e6, None, "")],
+)
+def test_inference_latency_thresholds_raise_warn_and_error(
+    ros, media, warn_ms, error_ms, level, text
+):
+    good = faces_from(ros, media)[0]
+    node = make_node(ros, InferenceNode, warn_latency_ms=warn_ms, error_latency_ms=error_ms)
+    start(node)
+    probe = Probe(ros)
+    expressions = probe.listen("expressions", ExpressionArray)
+    faces = probe.publisher("faces", FaceArray)
+    good.header.stamp = node.get_clock().now().to_msg()  # latency is measured from the stamp
+    faces.publish(good)
+    assert wait_for(lambda: len(expressions) == 1)
+    if level is None:  # generous thresholds: OK on the next report
+        assert wait_for(lambda: any(s.level == OK for s in probe.diagnostics_of("inference")))
+        assert not probe.saw_diagnostic("inference", "latency above")
+    else:
+        assert wait_for(lambda: probe.saw_diagnostic("inference", text, level))
+    node.release()
+
+
+def test_an_illegal_parameter_is_refused_at_run_time(ros):
+    node = make_node(ros, InferenceNode)
+    (result,) = node.set_parameters([Parameter("backend", value="tensorflow")])
+    assert not result.successful and "not one of" in result.reason
+    (result,) = node.set_parameters([Parameter("num_threads", value=0)])
+    assert not result.successful
+    assert node.get_parameter("backend").value == "onnxruntime"
+    (result,) = node.set_parameters([Parameter("backend", value="litert")])
+    assert result.successful
+    node.destroy_node()

@@ -1,35 +1,35 @@
 """The pure parts of the pipeline: bounded input hand-off, tracking, spike coding."""
 
 import threading
-import time
 
 import numpy as np
 import pytest
 
-from fer_ros.face_tracking import IouTracker, iou
-from fer_ros.input_worker import InputWorker
-from fer_ros.spike_encoding import EncodingSettings, encode, pack_spikes, unpack_spikes
+from fer_ros.core.face_tracking import IouTracker, iou
+from fer_ros.core.spike_encoding import EncodingSettings, encode, pack_spikes, unpack_spikes
+from fer_ros.nodes.input_worker import InputWorker
 
 
 def run_blocked_worker(depth: int) -> tuple[InputWorker[int], list[int]]:
     """Submit 0, then 1-5 while 0 is still being processed; return what was processed."""
-    gate = threading.Event()
+    gate, busy, last_done = threading.Event(), threading.Event(), threading.Event()
     seen: list[int] = []
 
     def process(item: int) -> None:
+        busy.set()
         gate.wait(5)
         seen.append(item)
+        if item == 5:  # the newest input is always kept, so it is always the last one
+            last_done.set()
 
     worker = InputWorker(process, lambda e: None, "test", depth=depth)
     worker.start()
     worker.submit(0)
-    time.sleep(0.05)  # the worker is now blocked on item 0
+    assert busy.wait(5)  # the worker is now blocked on item 0
     for i in range(1, 6):
         worker.submit(i)
     gate.set()
-    deadline = time.monotonic() + 5
-    while not worker.idle and time.monotonic() < deadline:
-        time.sleep(0.01)
+    assert last_done.wait(5)
     worker.stop()
     return worker, seen
 
@@ -51,17 +51,24 @@ def test_deeper_input_worker_keeps_the_newest_inputs_in_order():
 def test_input_worker_survives_a_failing_item():
     errors: list[Exception] = []
     done: list[int] = []
+    failed, served = threading.Event(), threading.Event()
 
     def process(item: int) -> None:
         if item == 1:
             raise ValueError("bad input")
         done.append(item)
+        served.set()
 
-    worker = InputWorker(process, errors.append, "test")
+    def on_error(error: Exception) -> None:
+        errors.append(error)
+        failed.set()
+
+    worker = InputWorker(process, on_error, "test")
     worker.start()
-    for item in (1, 2):
-        worker.submit(item)
-        time.sleep(0.05)
+    worker.submit(1)
+    assert failed.wait(5)
+    worker.submit(2)
+    assert served.wait(5)
     worker.stop()
     assert [str(e) for e in errors] == ["bad input"]
     assert done == [2]

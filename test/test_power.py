@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 
 import pytest
 
-from fer_ros.backends.base import FigureSource
+from fer_ros.core.figures import FigureSource
 from fer_ros.power import (
     POWER_MODELS,
     Ina3221PowerSource,
@@ -17,8 +16,6 @@ from fer_ros.power import (
     PowerSource,
     PowerUnavailable,
     RaplPowerSource,
-    Sampler,
-    energy_for_duration,
     find_rapl_zones,
     power_source_for,
     power_source_for_backend,
@@ -285,18 +282,6 @@ class CountingSource(SampledPowerSource):
     def _read(self) -> float:
         self.reads += 1
         return 2.0
-
-
-def test_sampler_reads_in_the_background_and_stops():
-    source = CountingSource()
-    sampler = Sampler(source, period_s=0.005).start()
-    time.sleep(0.1)
-    sampler.stop()
-    reads = source.reads
-    assert reads >= 3
-    time.sleep(0.02)
-    assert source.reads == reads
-    assert energy_for_duration(source, 0.5).energy_j == pytest.approx(1.0)
 
 
 def test_fallback_onto_another_accelerator_has_no_model(tmp_path: Path):

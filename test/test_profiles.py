@@ -7,10 +7,10 @@ from importlib import import_module
 
 import pytest
 
-from fer_ros.model_card import load_model_card
-from fer_ros.parameters import Param
-from fer_ros.paths import share_dir
-from fer_ros.profiles import (
+from fer_ros.core.model_card import load_model_card
+from fer_ros.core.options import Param
+from fer_ros.core.paths import share_dir
+from fer_ros.core.profiles import (
     NODE_TYPES,
     PROFILES,
     profile_nodes,
@@ -76,16 +76,17 @@ def test_launch_files_build_their_description(launch_file):
 
 
 def test_readme_parameter_tables_match_the_nodes():
-    from fer_ros.parameter_docs import parameter_tables
+    from fer_ros.bringup.parameter_docs import parameter_tables
 
     readme = (share_dir() / "README.md") if (share_dir() / "README.md").is_file() else None
     if readme is None:
         pytest.skip("README.md is not beside the package (installed share dir)")
-    assert parameter_tables() in readme.read_text(), "run python -m fer_ros.parameter_docs"
+    assert parameter_tables() in readme.read_text(), "run python -m fer_ros.bringup.parameter_docs"
 
 
 def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
-    from fer_ros.bringup import create_node
+    from fer_ros.bringup.graph_plan import node_plan
+    from fer_ros.bringup.main import create_node
 
     profile = tmp_path / "slow_camera.yaml"
     profile.write_text(
@@ -94,8 +95,8 @@ def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
     )
     assert profile_nodes(profile) == ["camera", "face_detection", "inference"]
     assert profile_parameters(profile, "camera")["fps"] == 15.0
-    camera = create_node("camera", profile, "", None)
-    detector = create_node("face_detection", profile, "", None)
+    camera = create_node(node_plan(profile, "camera"))
+    detector = create_node(node_plan(profile, "face_detection"))
     assert camera.get_parameter("fps").value == 15.0  # the profile wins
     assert camera.get_parameter("source").value == "demo"  # common.yaml fills the rest
     assert detector.get_parameter("detection_width").value == 240
@@ -106,19 +107,76 @@ def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
 def test_a_profile_can_override_output_qos(ros, tmp_path):
     from rclpy.qos import ReliabilityPolicy
 
-    from fer_ros.bringup import create_node
+    from fer_ros.bringup.graph_plan import node_plan
+    from fer_ros.bringup.main import create_node
 
     profile = tmp_path / "best_effort.yaml"
     profile.write_text(
         "/**/inference:\n  ros__parameters:\n    qos_overrides:\n      /expressions:\n"
         "        publisher:\n          reliability: best_effort\n"
     )
-    node = create_node("inference", profile, "", None)
+    node = create_node(node_plan(profile, "inference"))
     (info,) = node.get_publishers_info_by_topic("/expressions")
     assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
     node.destroy_node()
     # One node's override must not leak to the others of the same process.
-    other = create_node("inference", profile_path("cpu"), "/other", None)
+    other = create_node(node_plan(profile_path("cpu"), "inference", "/other"))
     (info,) = other.get_publishers_info_by_topic("/other/expressions")
     assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
     other.destroy_node()
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_node_and_benchmark_paths_build_the_same_inference_settings(ros, profile):
+    """The node declares and reads its parameters through ROS; a benchmark reads the YAML
+    without ROS. Both must end in the same backend, settings and power configuration."""
+    from fer_ros.bringup.graph_plan import node_plan
+    from fer_ros.bringup.main import create_node
+    from fer_ros.nodes.inference_settings import settings_from_parameters
+
+    node = create_node(node_plan(profile_path(profile), "inference"))
+    try:
+        values = {p.name: node.get_parameter(p.name).value for p in node.parameters}
+    finally:
+        node.destroy_node()
+    via_node = settings_from_parameters(values)
+    via_benchmark = settings_from_parameters(profile_parameters(profile_path(profile)))
+    assert via_node == via_benchmark
+
+
+def test_profiles_are_the_config_files_and_the_accelerator_choices():
+    from fer_ros.core.paths import config_dir
+    from fer_ros.nodes.inference_settings import DEFAULTS, INFERENCE_PARAMETERS
+
+    files = {p.stem for p in config_dir().glob("*.yaml")} - {"common"}
+    assert set(PROFILES) == files and PROFILES[0] == "loihi"
+    (accelerator,) = [p for p in INFERENCE_PARAMETERS if p.name == "accelerator"]
+    assert accelerator.choices == PROFILES and DEFAULTS["model_export"] == ""
+
+
+def test_setup_registers_every_node_executable():
+    from importlib.metadata import distribution
+
+    scripts = {e.name: e.value for e in distribution("fer_ros").entry_points}
+    for node in NODE_TYPES.values():
+        assert scripts[node.executable] == f"{node.module}:main"
+
+
+@pytest.mark.parametrize("profile", PROFILES)
+def test_the_graph_plan_of_every_profile(profile):
+    """What the launch files and bringup start, checked without launch_ros."""
+    from importlib.metadata import distribution
+
+    from fer_ros.bringup.graph_plan import activate_order, configure_order, graph_plan
+
+    scripts = {e.name for e in distribution("fer_ros").entry_points}
+    plan = graph_plan(profile, source="0", namespace="robot/")
+    assert [n.name for n in plan] == profile_nodes(profile_path(profile))
+    for node in plan:
+        assert node.executable in scripts and node.namespace == "/robot"
+        assert [f.name for f in node.parameter_files] == ["common.yaml", f"{profile}.yaml"]
+        assert all(f.is_file() for f in node.parameter_files)
+        assert node.overrides == ({"source": "0"} if node.name == "camera" else {})
+    assert configure_order(plan)[0] == "/robot/camera"
+    assert activate_order(plan)[-1] == "/robot/camera"
+    assert "camera" not in [n.name for n in graph_plan(profile, source="none")]

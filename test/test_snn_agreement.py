@@ -6,8 +6,8 @@ import pytest
 
 pytest.importorskip("nengo_loihi")
 
-from fer_ros.cnn_spec import load_cnn_spec
-from fer_ros.model_card import load_model_card
+from fer_ros.core.cnn_spec import load_cnn_spec
+from fer_ros.core.model_card import load_model_card
 from fer_ros.snn.convert import file_digest
 from fer_ros.snn.data import card_split
 from fer_ros.snn.evaluate import evaluate
@@ -43,8 +43,9 @@ def test_snn_agrees_with_cnn_at_configured_timesteps(model):
     result = evaluate(params, spec, held_out.x, held_out.y, params.timesteps)
     assert result.n == len(held_out.x) >= 100
     assert result.agreement >= MIN_AGREEMENT, result.as_dict()
-    # accuracy follows the CNN's (within the disagreement)
-    assert abs(result.accuracy - result.cnn_accuracy) <= 1 - result.agreement + 1e-9
-    recorded = card.extra.get("snn", {}).get("held_out_emulator", {})
-    if recorded.get("timesteps") == params.timesteps:
-        assert recorded["agreement_with_cnn"] == pytest.approx(result.agreement, abs=1e-3)
+    # The card's figures are what the emulator gives today, not a hope.
+    recorded = card.extra["snn"]["held_out_emulator"]
+    assert recorded["timesteps"] == params.timesteps
+    assert result.agreement == pytest.approx(recorded["agreement_with_cnn"], abs=1e-3)
+    assert result.accuracy == pytest.approx(recorded["accuracy"], abs=1e-3)
+    assert result.accuracy > 3 / len(card.classes)  # far above chance on unseen sequences

@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from fer_ros.backends import create_backend
-from fer_ros.backends.base import BackendSettings, BackendUnavailable, FigureSource, InputKind
-from fer_ros.model_card import load_model_card
+from fer_ros.backends.base import BackendSettings, BackendUnavailable, InputKind
+from fer_ros.core.figures import FigureSource
+from fer_ros.core.model_card import load_model_card
+from fer_ros.core.spike_encoding import EncodingSettings, encode
 from fer_ros.snn.runner import has_nxsdk
-from fer_ros.spike_encoding import EncodingSettings, encode
 
 
 @pytest.fixture(scope="module")

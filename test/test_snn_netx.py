@@ -7,11 +7,12 @@ import pytest
 
 h5py = pytest.importorskip("h5py")
 
+from toy_networks import toy_crops, toy_spec  # noqa: E402
+
+from fer_ros.core.spike_encoding import EncodingSettings, encode  # noqa: E402
 from fer_ros.snn.convert import convert  # noqa: E402
 from fer_ros.snn.netx_export import MAX_VTH, MAX_WEIGHT, export_netx  # noqa: E402
 from fer_ros.snn.reference import cnn_logits, conv2d  # noqa: E402
-from fer_ros.snn.toy import toy_crops, toy_spec  # noqa: E402
-from fer_ros.spike_encoding import EncodingSettings, encode  # noqa: E402
 
 
 def _text(dataset) -> str:

@@ -6,6 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from toy_networks import toy_crops, toy_spec
 
 from fer_ros.snn.builder import conv_geometry, nengo_conv_kernel
 from fer_ros.snn.convert import choose_block_shape, convert, dense_block_bits
@@ -16,7 +17,6 @@ from fer_ros.snn.params import (
     save_snn_params,
 )
 from fer_ros.snn.reference import cnn_logits, conv2d
-from fer_ros.snn.toy import toy_crops, toy_spec
 
 
 @pytest.fixture(scope="module")

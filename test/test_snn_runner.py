@@ -9,14 +9,15 @@ import pytest
 
 pytest.importorskip("nengo_loihi")
 
+from toy_networks import toy_crops, toy_spec
+
+from fer_ros.core.spike_encoding import EncodingSettings, encode
 from fer_ros.snn.activity import ActivityCounter
 from fer_ros.snn.convert import convert
 from fer_ros.snn.energy import LoihiConstants, LoihiEnergyModel
 from fer_ros.snn.params import MAX_BLOCK_NEURONS, MAX_CORES_PER_CHIP
 from fer_ros.snn.reference import conv2d
 from fer_ros.snn.runner import SnnRunner
-from fer_ros.snn.toy import toy_crops, toy_spec
-from fer_ros.spike_encoding import EncodingSettings, encode
 
 STEPS = 40
 

@@ -20,8 +20,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
 pytest.importorskip("sklearn", reason="training needs the [train] extra (scikit-learn)")
 
-from fer_ros.cnn_spec import load_cnn_spec  # noqa: E402
-from fer_ros.model_card import load_model_card  # noqa: E402
+from fer_ros.core.cnn_spec import load_cnn_spec  # noqa: E402
+from fer_ros.core.model_card import load_model_card  # noqa: E402
 from fer_ros.training import graph  # noqa: E402
 from fer_ros.training.augment import AugmentSettings, augment_crops  # noqa: E402
 from fer_ros.training.data import (  # noqa: E402

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from fer_ros.model_card import ModelCard, load_model_card
-from fer_ros.preprocessing import preprocess_crops
+from fer_ros.core.model_card import ModelCard, load_model_card
+from fer_ros.core.preprocessing import preprocess_crops
 
 MODELS = Path(__file__).resolve().parents[1] / "models"
 CARDS = sorted(p.name for p in MODELS.glob("*.json") if "export_agreement" in p.read_text())

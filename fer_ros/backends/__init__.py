@@ -18,6 +18,13 @@ BACKENDS: dict[str, str] = {
     "openvino": "fer_ros.backends.openvino_backend:OpenVinoBackend",
     "loihi": "fer_ros.backends.loihi_backend:LoihiBackend",
 }
+# The export each backend loads when a profile names none (an empty ``model_export``).
+DEFAULT_EXPORTS: dict[str, str] = {
+    "onnxruntime": "onnx",
+    "litert": "tflite_fp32",
+    "openvino": "openvino_fp16",
+    "loihi": "snn",
+}
 
 
 def backend_class(name: str) -> type[InferenceBackend]:
@@ -34,6 +41,7 @@ def create_backend(name: str, settings: BackendSettings) -> InferenceBackend:
 
 __all__ = [
     "BACKENDS",
+    "DEFAULT_EXPORTS",
     "BackendSettings",
     "BackendUnavailable",
     "InferenceBackend",

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import StrEnum
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from fer_ros.model_card import ModelCard
-from fer_ros.parameters import Param
+from fer_ros.core.figures import EnergyFigure
+from fer_ros.core.model_card import ModelCard
+from fer_ros.core.options import Param
 
 
 class BackendUnavailable(RuntimeError):
@@ -31,24 +32,6 @@ class InputKind(StrEnum):
 
     CROPS = "crops"  # float32 (n, 1, H, W) in [0, 1], preprocessed per the model card
     SPIKES = "spikes"  # bool (n, timesteps, H, W) spike trains from the spike encoder
-
-
-class FigureSource(int, Enum):
-    """Provenance of a power or energy figure (values match fer_msgs/Telemetry)."""
-
-    UNAVAILABLE = 0
-    MEASURED = 1
-    MODELLED = 2
-
-
-@dataclass(frozen=True)
-class EnergyFigure:
-    """Energy of one inference, with its provenance."""
-
-    energy_j: float
-    power_w: float
-    source: FigureSource
-    model: str  # sensor path, or model name and the constants it uses
 
 
 @dataclass(frozen=True)

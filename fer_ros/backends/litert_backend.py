@@ -29,11 +29,9 @@ from fer_ros.backends.base import (
     BackendUnavailable,
     InferenceResult,
     InputKind,
-    check_crops,
-    run_in_chunks,
-    softmax,
 )
-from fer_ros.parameters import Param
+from fer_ros.backends.crops import CropModel
+from fer_ros.core.options import Param
 
 _log = logging.getLogger(__name__)
 
@@ -73,26 +71,26 @@ class LiteRtBackend:
 
     def __init__(self, settings: BackendSettings) -> None:
         interpreter_cls, load_delegate, self.runtime = _import_litert()
-        self._card = settings.card
+        self._crops = crops = CropModel(settings)
         kind, _, selector = (settings.device.strip().lower() or "cpu").partition(":")
         delegates: list[Any] = []
         self.fallback = False
         if kind == "edgetpu":
             try:
                 delegates = [_load_edgetpu(load_delegate, selector, settings.options)]
-                path = _edgetpu_model_path(settings)
+                path = _edgetpu_model_path(settings, crops)
                 self.device = f"edgetpu:{selector}" if selector else "edgetpu"
             except BackendUnavailable as exc:
                 if not settings.allow_cpu_fallback:
                     raise
                 delegates = []
-                path = _model_path(settings)
+                path = crops.path()
                 self.device, self.fallback = "cpu", True
                 _log.warning(
                     "litert: Edge TPU unavailable (%s); running %s on the CPU", exc, path.name
                 )
         elif kind == "cpu":
-            path = _model_path(settings)
+            path = crops.path()
             self.device = "cpu"
         else:
             raise ValueError(f"unknown litert device {settings.device!r}; use cpu or edgetpu[:...]")
@@ -119,21 +117,15 @@ class LiteRtBackend:
         signature = inp.get("shape_signature", inp["shape"])
         self._resizable = not delegates and len(signature) > 0 and int(signature[0]) == -1
         self._nhwc = _is_nhwc(inp["shape"], settings.card.extra.get("layout"), settings.card)
-        self._returns_logits = settings.card.extra.get("output", "logits") == "logits"
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
-        batch = check_crops(batch, self._card.input_height, self._card.input_width)
+        batch = self._crops.check(batch)
         x = batch.transpose(0, 2, 3, 1) if self._nhwc else batch
         x = _quantise(np.asarray(x, np.float32), self._input_dtype, self._input_q)
-        if len(x) == self._batch:
-            raw = self._invoke(x)
-        elif self._resizable and len(x) > 0 and self._resize(len(x)):
-            raw = self._invoke(x)
-        else:  # fixed-shape graph: feed it its batch size at a time
-            raw = run_in_chunks(self._invoke, x, self._batch, len(self._card.classes))
-        outputs = _dequantise(raw, self._output_q)
-        scores = softmax(outputs) if self._returns_logits else outputs
-        return InferenceResult(scores=scores.astype(np.float32))
+        resized = len(x) != self._batch and self._resizable and len(x) > 0 and self._resize(len(x))
+        fixed = None if resized else self._batch  # fixed-shape graph: its batch at a time
+        raw = self._crops.run(self._invoke, x, fixed)
+        return self._crops.result(_dequantise(raw, self._output_q))
 
     def _resize(self, batch: int) -> bool:
         """Resize the input batch; on failure restore the old one and stop resizing."""
@@ -205,13 +197,13 @@ def _load_edgetpu(load_delegate: Callable[..., Any], selector: str, options: Map
         ) from exc
 
 
-def _edgetpu_model_path(settings: BackendSettings) -> Path:
+def _edgetpu_model_path(settings: BackendSettings, crops: CropModel) -> Path:
     card, export = settings.card, settings.model_export
     name = settings.options.get("edgetpu_export") or f"{export}_edgetpu"
     if name in card.files:
         path = card.file(name)
     else:  # edgetpu_compiler writes <stem>_edgetpu.tflite next to its input
-        base = _model_path(settings, must_exist=False)
+        base = crops.path(must_exist=False)
         path = base.with_name(f"{base.stem}_edgetpu.tflite")
     if not path.is_file():
         raise BackendUnavailable(
@@ -221,16 +213,6 @@ def _edgetpu_model_path(settings: BackendSettings) -> Path:
         )
     if EDGETPU_CUSTOM_OP not in path.read_bytes():
         raise BackendUnavailable(f"{path} is not compiled for the Edge TPU (no edgetpu op)")
-    return path
-
-
-def _model_path(settings: BackendSettings, must_exist: bool = True) -> Path:
-    try:
-        path = settings.card.file(settings.model_export)
-    except KeyError as exc:
-        raise BackendUnavailable(exc.args[0]) from exc
-    if must_exist and not path.is_file():
-        raise BackendUnavailable(f"model file missing: {path} (export {settings.model_export!r})")
     return path
 
 

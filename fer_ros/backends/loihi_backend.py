@@ -31,7 +31,7 @@ from fer_ros.backends.base import (
     InputKind,
     SpikeStats,
 )
-from fer_ros.parameters import Param
+from fer_ros.core.options import Param
 
 log = logging.getLogger(__name__)
 

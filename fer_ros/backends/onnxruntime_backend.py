@@ -22,11 +22,9 @@ from fer_ros.backends.base import (
     BackendUnavailable,
     InferenceResult,
     InputKind,
-    check_crops,
-    run_in_chunks,
-    softmax,
 )
-from fer_ros.parameters import Param
+from fer_ros.backends.crops import CropModel
+from fer_ros.core.options import Param
 
 _log = logging.getLogger(__name__)
 
@@ -68,8 +66,8 @@ class OnnxRuntimeBackend:
 
     def __init__(self, settings: BackendSettings) -> None:
         ort = _import_onnxruntime()
-        self._card = settings.card
-        path = _model_path(settings)
+        self._crops = CropModel(settings)
+        path = self._crops.path()
         requested = requested_providers(settings.device)
         available = ort.get_available_providers()
         chain = [p for p in requested if p in available]
@@ -111,16 +109,10 @@ class OnnxRuntimeBackend:
         self._input_name = inp.name
         batch_dim = inp.shape[0]
         self._fixed_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
-        self._returns_logits = settings.card.extra.get("output", "logits") == "logits"
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
-        batch = check_crops(batch, self._card.input_height, self._card.input_width)
-        if self._fixed_batch is None or self._fixed_batch == len(batch):
-            outputs = self._run(batch)
-        else:  # exported with a fixed batch size: feed it that many at a time
-            outputs = run_in_chunks(self._run, batch, self._fixed_batch, len(self._card.classes))
-        scores = softmax(outputs) if self._returns_logits else outputs.astype(np.float32)
-        return InferenceResult(scores=scores)
+        x = self._crops.check(batch)
+        return self._crops.result(self._crops.run(self._run, x, self._fixed_batch))
 
     def _run(self, batch: np.ndarray) -> np.ndarray:
         return self._session.run(None, {self._input_name: batch})[0]
@@ -175,13 +167,3 @@ def _import_onnxruntime() -> ModuleType:
             "onnxruntime is not installed: `pip install onnxruntime` (CPU) or "
             "onnxruntime-gpu / the JetPack wheel for CUDA and TensorRT"
         ) from exc
-
-
-def _model_path(settings: BackendSettings) -> Path:
-    try:
-        path = settings.card.file(settings.model_export)
-    except KeyError as exc:
-        raise BackendUnavailable(exc.args[0]) from exc
-    if not path.is_file():
-        raise BackendUnavailable(f"model file missing: {path} (export {settings.model_export!r})")
-    return path

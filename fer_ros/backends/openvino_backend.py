@@ -14,7 +14,6 @@ import logging
 import re
 from collections.abc import Mapping
 from importlib import import_module
-from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar
 
@@ -25,11 +24,9 @@ from fer_ros.backends.base import (
     BackendUnavailable,
     InferenceResult,
     InputKind,
-    check_crops,
-    run_in_chunks,
-    softmax,
 )
-from fer_ros.parameters import Param
+from fer_ros.backends.crops import CropModel
+from fer_ros.core.options import Param
 
 _log = logging.getLogger(__name__)
 
@@ -64,8 +61,10 @@ class OpenVinoBackend:
         ov = _import_openvino()
         release = openvino_release(_ov_attr(ov, "get_version")())
         self._runtime = f"openvino {_ov_attr(ov, 'get_version')()}"
-        self._card = settings.card
-        path = _model_path(settings)
+        self._crops = CropModel(settings)
+        path = self._crops.path()
+        if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
+            raise BackendUnavailable(f"IR weights missing: {path.with_suffix('.bin')}")
         core = _ov_attr(ov, "Core")()
         available = list(core.available_devices)
         requested = requested_devices(settings.device)
@@ -103,7 +102,6 @@ class OpenVinoBackend:
         self._output = self._compiled.output(0)
         shape = self._compiled.input(0).get_partial_shape()
         self._batch = shape[0].get_length() if shape[0].is_static else None
-        self._returns_logits = settings.card.extra.get("output", "logits") == "logits"
 
     @property
     def runtime(self) -> str:
@@ -126,13 +124,8 @@ class OpenVinoBackend:
         return self._fallback
 
     def infer(self, batch: np.ndarray) -> InferenceResult:
-        x = check_crops(batch, self._card.input_height, self._card.input_width)
-        if self._batch is None or self._batch == len(x):
-            outputs = self._run(x)
-        else:  # compiled for a static batch: feed it that many at a time
-            outputs = run_in_chunks(self._run, x, self._batch, len(self._card.classes))
-        scores = softmax(outputs) if self._returns_logits else outputs
-        return InferenceResult(scores=scores.astype(np.float32))
+        x = self._crops.check(batch)
+        return self._crops.result(self._crops.run(self._run, x, self._batch))
 
     def _run(self, x: np.ndarray) -> np.ndarray:
         return np.array(self._request.infer({0: x})[self._output], dtype=np.float32)
@@ -215,15 +208,3 @@ def _ov_attr(ov: ModuleType, name: str) -> Any:
     if hasattr(ov, name):
         return getattr(ov, name)
     return getattr(import_module("openvino.runtime"), name)
-
-
-def _model_path(settings: BackendSettings) -> Path:
-    try:
-        path = settings.card.file(settings.model_export)
-    except KeyError as exc:
-        raise BackendUnavailable(exc.args[0]) from exc
-    if not path.is_file():
-        raise BackendUnavailable(f"model file missing: {path} (export {settings.model_export!r})")
-    if path.suffix == ".xml" and not path.with_suffix(".bin").is_file():
-        raise BackendUnavailable(f"IR weights missing: {path.with_suffix('.bin')}")
-    return path

@@ -6,7 +6,6 @@ from fer_ros.power.base import (
     PowerSource,
     PowerUnavailable,
     UnavailablePowerSource,
-    energy_for_duration,
 )
 from fer_ros.power.factory import (
     PowerConfig,
@@ -18,7 +17,6 @@ from fer_ros.power.factory import (
 from fer_ros.power.jetson import Ina3221PowerSource, find_ina3221_rails
 from fer_ros.power.modelled import POWER_MODELS, DevicePowerModel, ModelledPowerSource
 from fer_ros.power.rapl import RaplPowerSource, find_rapl_zones
-from fer_ros.power.sampled import Sampler
 
 __all__ = [
     "POWER_MODELS",
@@ -29,9 +27,7 @@ __all__ = [
     "PowerSource",
     "PowerUnavailable",
     "RaplPowerSource",
-    "Sampler",
     "UnavailablePowerSource",
-    "energy_for_duration",
     "find_ina3221_rails",
     "find_rapl_zones",
     "from_config",

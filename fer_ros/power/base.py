@@ -2,21 +2,20 @@
 
 A measured source reads a sensor (a rail monitor, an energy counter); a modelled source
 multiplies a published device power by the measured busy time. Both answer with an
-:class:`~fer_ros.backends.base.EnergyFigure` whose ``source`` says which it is, so a model
+:class:`~fer_ros.core.figures.EnergyFigure` whose ``source`` says which it is, so a model
 is never presented as a measurement.
 
 Times are ``time.monotonic()`` seconds. Measured sources only know the past: call
-:meth:`PowerSource.sample` right before and right after the work (or run a
-:class:`Sampler`), then ask for :meth:`PowerSource.energy` of that interval.
+:meth:`PowerSource.sample` right before and right after the work, then ask for
+:meth:`PowerSource.energy` of that interval.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from typing import Protocol, runtime_checkable
 
-from fer_ros.backends.base import EnergyFigure, FigureSource
+from fer_ros.core.figures import EnergyFigure, FigureSource
 
 
 class PowerUnavailable(RuntimeError):
@@ -43,13 +42,6 @@ class PowerSource(Protocol):
 
     def close(self) -> None:
         """Release files and threads."""
-
-
-def energy_for_duration(source: PowerSource, duration_s: float) -> EnergyFigure:
-    """Figure for the ``duration_s`` seconds that just ended."""
-    now = time.monotonic()
-    source.sample()
-    return source.energy(now - duration_s, now)
 
 
 class UnavailablePowerSource:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fer_ros.backends.base import EnergyFigure, FigureSource
+from fer_ros.core.figures import EnergyFigure, FigureSource
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ class RaplPowerSource(SampledPowerSource):
 
     A wrap is detected as a counter that went down; more than one wrap between two
     readings cannot be seen, so sample at least once per wrap period (minutes at
-    tens of watts) -- a :class:`~fer_ros.power.sampled.Sampler` does that.
+    tens of watts); the inference node samples around every inference.
     """
 
     def __init__(

@@ -15,7 +15,7 @@ from collections import deque
 
 import numpy as np
 
-from fer_ros.backends.base import EnergyFigure, FigureSource
+from fer_ros.core.figures import EnergyFigure, FigureSource
 
 
 class SampledPowerSource(ABC):
@@ -81,32 +81,3 @@ def _mean_rate(times: np.ndarray, values: np.ndarray) -> float:
     """Mean power over the whole history (for a zero-length interval); NaN if unknown."""
     span = float(times[-1] - times[0])
     return float(values[-1] - values[0]) / span if span > 0 else float("nan")
-
-
-class Sampler:
-    """Reads a source every ``period_s`` on a daemon thread (for slow or long intervals).
-
-    Rail monitors only refresh every few milliseconds, and RAPL counters wrap after
-    minutes at high power: a sampler keeps the history dense enough for both.
-    """
-
-    def __init__(self, source: SampledPowerSource, period_s: float) -> None:
-        if period_s <= 0:
-            raise ValueError("period_s must be positive")
-        self._source = source
-        self._period_s = period_s
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="power-sampler", daemon=True)
-
-    def start(self) -> Sampler:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=2 * self._period_s + 1.0)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._period_s):
-            self._source.sample()

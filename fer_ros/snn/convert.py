@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_ros.cnn_spec import CnnSpec, load_cnn_spec
-from fer_ros.model_card import load_model_card, save_model_card
+from fer_ros.core.cnn_spec import CnnSpec, load_cnn_spec
+from fer_ros.core.model_card import load_model_card, save_model_card
 from fer_ros.snn.params import (
     MAX_BLOCK_NEURONS,
     SnnLayer,
@@ -48,7 +48,7 @@ from fer_ros.snn.reference import forward_activations
 log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILE = 99.9
-DEFAULT_MAX_RATE = 250.0  # Hz; matches the spike encoder's default (fer_ros.spike_encoding)
+DEFAULT_MAX_RATE = 250.0  # Hz; matches the spike encoder's default (fer_ros.core.spike_encoding)
 DEFAULT_TIMESTEPS = 30
 
 

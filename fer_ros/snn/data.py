@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from fer_ros.model_card import ModelCard
-from fer_ros.preprocessing import preprocess_crops
+from fer_ros.core.model_card import ModelCard
+from fer_ros.core.preprocessing import preprocess_crops
 
 DEFAULT_DATA = Path(os.environ.get("FER_ROS_DATA", "/work/shared/data/ck_plus_48_dev.npz"))
 

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from fer_ros.backends.base import EnergyFigure, FigureSource
+from fer_ros.core.figures import EnergyFigure, FigureSource
 from fer_ros.snn.activity import CORES_PER_TILE, Activity
 from fer_ros.snn.params import MAX_CORES_PER_CHIP
 

@@ -1,7 +1,7 @@
 """Run a converted SNN over labelled crops and compare it with its CNN.
 
 Faces are rate-encoded exactly as the ROS spike encoder does
-(:func:`fer_ros.spike_encoding.encode`, deterministic ``rate`` coding) and presented one
+(:func:`fer_ros.core.spike_encoding.encode`, deterministic ``rate`` coding) and presented one
 at a time to the nengo-loihi emulator through :class:`~fer_ros.snn.runner.SnnRunner`.
 """
 
@@ -12,13 +12,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fer_ros.cnn_spec import CnnSpec
+from fer_ros.core.cnn_spec import CnnSpec
+from fer_ros.core.spike_encoding import EncodingSettings, encode
 from fer_ros.snn.activity import Activity, ActivityCounter
 from fer_ros.snn.energy import EnergyBreakdown, LoihiEnergyModel
 from fer_ros.snn.params import SnnParams
 from fer_ros.snn.reference import cnn_logits
 from fer_ros.snn.runner import SnnRunner
-from fer_ros.spike_encoding import EncodingSettings, encode
 
 
 @dataclass(frozen=True)

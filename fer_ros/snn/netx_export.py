@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     card = None
     if args.card:
-        from fer_ros.model_card import load_model_card
+        from fer_ros.core.model_card import load_model_card
 
         card = load_model_card(args.card)
         snn_path = card.file("snn")
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     layers = export_netx(params, out)
     log.info("wrote %s: %s", out, ", ".join(f"{x.name} vThMant={x.v_th}" for x in layers))
     if card is not None and card.path is not None and out.parent == card.path.parent:
-        from fer_ros.model_card import save_model_card
+        from fer_ros.core.model_card import save_model_card
 
         save_model_card(replace(card, files={**card.files, "netx": out.name}), card.path)
         log.info("added 'netx' to %s", card.path)

@@ -1,4 +1,4 @@
-"""A numpy forward pass of a :class:`~fer_ros.cnn_spec.CnnSpec` (the SNN's reference).
+"""A numpy forward pass of a :class:`~fer_ros.core.cnn_spec.CnnSpec` (the SNN's reference).
 
 Used for data-based normalisation (per-layer activations) and to measure SNN/CNN
 agreement without any deep-learning runtime.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_ros.cnn_spec import CnnSpec, LayerSpec
+from fer_ros.core.cnn_spec import CnnSpec, LayerSpec
 
 
 def conv2d(x: np.ndarray, weights: np.ndarray, stride: int, padding: int) -> np.ndarray:

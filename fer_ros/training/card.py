@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from fer_ros.model_card import ModelCard, load_model_card, save_model_card
+from fer_ros.core.model_card import ModelCard, load_model_card, save_model_card
 
 
 def write_card(card: ModelCard, out_dir: Path) -> Path:

@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from fer_ros.model_card import CannySettings
+from fer_ros.core.model_card import CannySettings
 from fer_ros.training.model import ArchConfig, FerCnn
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_ros.cnn_spec import load_cnn_spec, save_cnn_spec
+from fer_ros.core.cnn_spec import load_cnn_spec, save_cnn_spec
 from fer_ros.training import graph
 from fer_ros.training.checkpoint import Trained
 from fer_ros.training.fit import predict_logits

@@ -11,8 +11,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 from tqdm import tqdm
 
-from fer_ros.model_card import CannySettings
-from fer_ros.preprocessing import preprocess_crops
+from fer_ros.core.model_card import CannySettings
+from fer_ros.core.preprocessing import preprocess_crops
 from fer_ros.training.augment import AugmentSettings, augment_crops
 from fer_ros.training.data import FaceDataset
 from fer_ros.training.metrics import summary

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from fer_ros.cnn_spec import CnnSpec, LayerSpec
+from fer_ros.core.cnn_spec import CnnSpec, LayerSpec
 from fer_ros.training.model import FerCnn
 
 

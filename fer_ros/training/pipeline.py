@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from fer_ros.model_card import ModelCard, load_model_card
+from fer_ros.core.model_card import ModelCard, load_model_card
 from fer_ros.training import graph
 from fer_ros.training.card import update_card, write_card
 from fer_ros.training.checkpoint import Trained, load_checkpoint, save_checkpoint

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from fer_ros.model_card import CannySettings
-from fer_ros.paths import models_dir
+from fer_ros.core.model_card import CannySettings
+from fer_ros.core.paths import models_dir
 from fer_ros.training.augment import AugmentSettings
 from fer_ros.training.export import ALL_EXPORTS
 from fer_ros.training.fit import TrainSettings

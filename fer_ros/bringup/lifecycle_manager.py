@@ -46,13 +46,6 @@ class LifecycleManager(Node):
         for fqn in reversed(self._change_state):
             self._change(fqn, ACTIVATE)
 
-    def bring_down(self) -> None:
-        for fqn in self._change_state:
-            try:
-                self._change(fqn, DEACTIVATE, timeout_s=5.0)
-            except LifecycleError as error:
-                self.get_logger().warning(str(error))
-
     def _change(self, fqn: str, transition: int, timeout_s: float | None = None) -> None:
         """Request a transition; runs in the main thread while an executor spins us.
 

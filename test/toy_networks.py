@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fer_ros.cnn_spec import CnnSpec, LayerSpec
+from fer_ros.core.cnn_spec import CnnSpec, LayerSpec
 
 
 def toy_spec(seed: int = 0, size: int = 12, classes: int = 3) -> CnnSpec:

@@ -15,12 +15,12 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from fer_msgs.msg import Face, FaceArray
-from fer_ros.face_tracking import Box, IouTracker
-from fer_ros.image_codec import array_to_image, image_to_gray
-from fer_ros.node_main import run_node
-from fer_ros.parameters import Param
-from fer_ros.pipeline_node import INPUT_PARAMETERS, PipelineNode
-from fer_ros.stats import RollingLatency
+from fer_ros.core.face_tracking import Box, IouTracker
+from fer_ros.core.options import Param
+from fer_ros.core.stats import RollingLatency
+from fer_ros.nodes.image_codec import array_to_image, image_to_gray
+from fer_ros.nodes.node_main import run_node
+from fer_ros.nodes.pipeline_base import INPUT_PARAMETERS, PipelineNode
 
 PARAMETERS = (
     Param("cascade", "", "Haar cascade XML; empty uses OpenCV's frontal-face default"),
@@ -95,21 +95,21 @@ class FaceDetectionNode(PipelineNode):
         self._latency = RollingLatency()
         self.faces_published = 0
 
-    def configure(self) -> None:
+    def load(self) -> None:
         # One detection thread: on small machines OpenCV's own pool fights the executor
         # and the other stages for the same cores (measured: worse latency at 30 FPS).
         cv2.setNumThreads(1)
-        path = Path(self.config["cascade"]) if self.config["cascade"] else default_cascade()
+        path = Path(self.config.cascade) if self.config.cascade else default_cascade()
         detector = cv2.CascadeClassifier(str(path))
         if detector.empty():
             raise RuntimeError(f"cannot load Haar cascade {path}")
         self._detector = detector
-        self._tracker = IouTracker(self.config["track_min_iou"], self.config["track_max_missed"])
+        self._tracker = IouTracker(self.config.track_min_iou, self.config.track_max_missed)
 
-    def activate(self) -> None:
+    def start(self) -> None:
         self.subscribe_input(Image, "image_raw", qos_profile_sensor_data)
 
-    def cleanup(self) -> None:
+    def unload(self) -> None:
         self._detector = None
 
     def process(self, msg: Image) -> None:
@@ -126,7 +126,7 @@ class FaceDetectionNode(PipelineNode):
             out.faces.append(
                 Face(
                     header=msg.header,
-                    id=face_id,
+                    face_id=face_id,
                     roi=RegionOfInterest(
                         x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]
                     ),
@@ -144,22 +144,22 @@ class FaceDetectionNode(PipelineNode):
         cfg = self.config
         height, width = gray.shape
         scale = 1.0
-        if cfg["detection_width"] and width > cfg["detection_width"]:
-            scale = cfg["detection_width"] / width
+        if cfg.detection_width and width > cfg.detection_width:
+            scale = cfg.detection_width / width
             gray = cv2.resize(
-                gray, (cfg["detection_width"], round(height * scale)), interpolation=cv2.INTER_AREA
+                gray, (cfg.detection_width, round(height * scale)), interpolation=cv2.INTER_AREA
             )
-        min_side = max(8, round(cfg["min_face_size"] * scale))
+        min_side = max(8, round(cfg.min_face_size * scale))
         rects, _, weights = detector.detectMultiScale3(
             gray,
-            scaleFactor=cfg["scale_factor"],
-            minNeighbors=cfg["min_neighbors"],
+            scaleFactor=cfg.scale_factor,
+            minNeighbors=cfg.min_neighbors,
             minSize=(min_side, min_side),
             outputRejectLevels=True,
         )
         if len(rects) == 0:
             return [], []
-        order = np.argsort([-(w * h) for _, _, w, h in rects])[: cfg["max_faces"]]
+        order = np.argsort([-(w * h) for _, _, w, h in rects])[: cfg.max_faces]
         boxes = [tuple(round(v / scale) for v in rects[i]) for i in order]
         # Haar stage weights are unbounded scores; the logistic maps them into [0, 1]
         # for ranking, it is not a calibrated probability.
@@ -168,7 +168,7 @@ class FaceDetectionNode(PipelineNode):
 
     def _crop(self, gray: np.ndarray, box: Box) -> np.ndarray:
         x, y, w, h = box
-        side = round(max(w, h) * (1.0 + self.config["crop_margin"]))
+        side = round(max(w, h) * (1.0 + self.config.crop_margin))
         cx, cy = x + w / 2.0, y + h / 2.0
         x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
         # Pad by replication so faces at the border keep a centred, square crop.
@@ -176,12 +176,12 @@ class FaceDetectionNode(PipelineNode):
         if pad:
             gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
             x0, y0 = x0 + pad, y0 + pad
-        size = self.config["crop_size"]
+        size = self.config.crop_size
         return cv2.resize(
             gray[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA
         )
 
-    def diagnostic_values(self) -> dict[str, str]:
+    def status_values(self) -> dict[str, str]:
         return {
             "faces_published": str(self.faces_published),
             "latency_p50_ms": f"{self._latency.percentile(50):.1f}",

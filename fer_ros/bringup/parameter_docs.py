@@ -1,13 +1,13 @@
 """Markdown tables of every node's parameters, from the nodes' own Param lists.
 
-python -m fer_ros.parameter_docs   # paste into README.md; a test keeps them equal
+python -m fer_ros.bringup.parameter_docs   # paste into README.md; a test keeps them equal
 """
 
 from __future__ import annotations
 
 from importlib import import_module
 
-from fer_ros.profiles import NODE_TYPES
+from fer_ros.core.profiles import NODE_TYPES
 
 
 def parameter_tables() -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from fer_ros.model_card import CannySettings
+from fer_ros.core.model_card import CannySettings
 
 
 def canny_edges(crop: np.ndarray, settings: CannySettings) -> np.ndarray:

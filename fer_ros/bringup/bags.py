@@ -21,7 +21,7 @@ from rclpy.qos import QoSProfile, qos_profile_sensor_data
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
-from fer_ros.profiles import use_fastdds_profile
+from fer_ros.core.profiles import use_fastdds_profile
 
 SENSOR_TYPES = {"sensor_msgs/msg/Image", "sensor_msgs/msg/CameraInfo"}
 SUBSCRIBER_WAIT_S = 5.0  # frames published before anyone listens are lost

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Protocol
 
 import cv2
 import numpy as np
 
-from fer_ros.demo_media import demo_file
+from fer_ros.core.demo_media import demo_file
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -109,3 +110,16 @@ def open_source(source: str) -> FrameSource:
     if not path.is_file():
         raise SourceError(f"no such camera source: {source}")
     return CaptureSource(str(path), is_live=False)
+
+
+class StreamState(StrEnum):
+    """What a camera's source is doing; the camera publishes it on /diagnostics under
+    :data:`STREAM_KEY`, and bringup's monitor ends a run on ``END_OF_STREAM``."""
+
+    IDLE = "idle"  # not started
+    STREAMING = "streaming"
+    NO_DEVICE = "no device"  # a live device that delivers nothing (reopened periodically)
+    END_OF_STREAM = "end_of_stream"  # a finite source delivered its last frame
+
+
+STREAM_KEY = "stream"

@@ -8,18 +8,19 @@ settings) comes from the model card, so input always matches what the SNN was tr
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
 from fer_msgs.msg import FaceArray, SpikeTrain, SpikeTrainArray
-from fer_ros.image_codec import image_to_gray
-from fer_ros.model_card import ModelCard, load_model_card
-from fer_ros.node_main import run_node
-from fer_ros.parameters import Param
-from fer_ros.pipeline_node import INPUT_PARAMETERS, INPUT_QOS, PipelineNode
-from fer_ros.preprocessing import preprocess_crops, stack_crops
-from fer_ros.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
-from fer_ros.stats import RollingLatency
+from fer_ros.core.model_card import ModelCard, load_model_card
+from fer_ros.core.options import Param
+from fer_ros.core.preprocessing import preprocess_crops, stack_crops
+from fer_ros.core.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
+from fer_ros.core.stats import RollingLatency
+from fer_ros.nodes.image_codec import image_to_gray
+from fer_ros.nodes.node_main import run_node
+from fer_ros.nodes.pipeline_base import INPUT_PARAMETERS, INPUT_QOS, PipelineNode
 
 PARAMETERS = (
     Param(
@@ -67,18 +68,18 @@ class SpikeEncodingNode(PipelineNode):
         self._latency = RollingLatency()
         self.spikes_emitted = 0
 
-    def configure(self) -> None:
-        self._card = load_model_card(self.config["model_card"])
+    def load(self) -> None:
+        self._card = load_model_card(self.config.model_card)
         self._settings = encoding_settings(self.config, self._card)
         self.get_logger().info(
             f"{self._settings.encoding} coding, {self._settings.timesteps} steps, "
             f"{self._card.preprocessing} input (from {self._card.model_id})"
         )
 
-    def activate(self) -> None:
+    def start(self) -> None:
         self.subscribe_input(FaceArray, "faces", INPUT_QOS)
 
-    def cleanup(self) -> None:
+    def unload(self) -> None:
         self._card = None
 
     def process(self, msg: FaceArray) -> None:
@@ -96,7 +97,7 @@ class SpikeEncodingNode(PipelineNode):
             )
             intensities = preprocess_crops(crops, card.preprocessing, card.canny)[:, 0]
             for face, pixels in zip(msg.faces, intensities, strict=True):
-                out.trains.append(self._train(msg, face.id, face.roi, pixels, card))
+                out.trains.append(self._train(msg, face.face_id, face.roi, pixels, card))
         self._trains_pub.publish(out)
         self._latency.add((time.perf_counter() - start) * 1000.0)
 
@@ -107,7 +108,7 @@ class SpikeEncodingNode(PipelineNode):
         rng = None
         if s.encoding == "poisson":
             stamp = msg.header.stamp
-            rng = np.random.default_rng([self.config["seed"], face_id, stamp.sec, stamp.nanosec])
+            rng = np.random.default_rng([self.config.seed, face_id, stamp.sec, stamp.nanosec])
         spikes = encode(pixels, s, rng)
         count = int(spikes.sum())
         self.spikes_emitted += count
@@ -126,7 +127,7 @@ class SpikeEncodingNode(PipelineNode):
             spikes=pack_spikes(spikes),
         )
 
-    def diagnostic_values(self) -> dict[str, str]:
+    def status_values(self) -> dict[str, str]:
         return {
             "spikes_emitted": str(self.spikes_emitted),
             "latency_p50_ms": f"{self._latency.percentile(50):.2f}",
@@ -134,19 +135,17 @@ class SpikeEncodingNode(PipelineNode):
         }
 
 
-def encoding_settings(config: dict, card: ModelCard) -> EncodingSettings:
+def encoding_settings(config: Any, card: ModelCard) -> EncodingSettings:
     """Parameters, where 0 defers to the card's SNN section (what the SNN was converted for)."""
     snn = card.extra.get("snn", {})
-    timesteps = config["timesteps"] or int(snn.get("timesteps", 0))
-    dt = config["dt"] or float(snn.get("dt", 0.0))
-    max_rate = config["max_rate"] or float(snn.get("input_rate_hz", 0.0))
+    timesteps = config.timesteps or int(snn.get("timesteps", 0))
+    dt = config.dt or float(snn.get("dt", 0.0))
+    max_rate = config.max_rate or float(snn.get("input_rate_hz", 0.0))
     if not (timesteps and dt and max_rate):
         raise ValueError(
             f"{card.model_id} has no converted SNN section: set timesteps, dt and max_rate"
         )
-    return EncodingSettings(
-        encoding=config["encoding"], timesteps=timesteps, dt=dt, max_rate=max_rate
-    )
+    return EncodingSettings(encoding=config.encoding, timesteps=timesteps, dt=dt, max_rate=max_rate)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -18,12 +18,19 @@ from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 
-from fer_ros.frame_sources import CaptureSource, FrameSource, SourceError, open_source
-from fer_ros.image_codec import array_to_image
-from fer_ros.node_main import run_node
-from fer_ros.parameters import Param
-from fer_ros.pipeline_node import ERROR, PipelineNode
-from fer_ros.stats import RateMeter
+from fer_ros.core.frame_sources import (
+    STREAM_KEY,
+    CaptureSource,
+    FrameSource,
+    SourceError,
+    StreamState,
+    open_source,
+)
+from fer_ros.core.options import Param
+from fer_ros.core.stats import RateMeter
+from fer_ros.nodes.image_codec import array_to_image
+from fer_ros.nodes.node_main import run_node
+from fer_ros.nodes.pipeline_base import ERROR, PipelineNode
 
 PARAMETERS = (
     Param(
@@ -76,28 +83,32 @@ class CameraNode(PipelineNode):
         self._group = MutuallyExclusiveCallbackGroup()
         self._rate = RateMeter()
         self.frames_published = 0
-        self.end_of_stream = False
+        self.stream = StreamState.IDLE
         self._next_reconnect = 0.0
 
-    def configure(self) -> None:
+    def load(self) -> None:
         try:
-            self._source = open_source(self.config["source"])
+            self._source = open_source(self.config.source)
         except (SourceError, FileNotFoundError) as error:
             raise RuntimeError(str(error)) from error
-        fps = self.config["fps"] or min(self._source.native_fps, MAX_FPS) or FALLBACK_FPS
+        fps = self.config.fps or min(self._source.native_fps, MAX_FPS) or FALLBACK_FPS
         self._period_s = 1.0 / fps
         self.get_logger().info(f"source: {self._source.description} at {fps:.1f} Hz")
 
-    def activate(self) -> None:
-        self.end_of_stream = False
+    @property
+    def end_of_stream(self) -> bool:
+        return self.stream is StreamState.END_OF_STREAM
+
+    def start(self) -> None:
+        self.stream = StreamState.STREAMING
         self._timer = self.create_timer(self._period_s, self._tick, callback_group=self._group)
 
-    def deactivate(self) -> None:
+    def stop(self) -> None:
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
 
-    def cleanup(self) -> None:
+    def unload(self) -> None:
         with self._source_lock:
             if self._source is not None:
                 self._source.close()
@@ -115,33 +126,35 @@ class CameraNode(PipelineNode):
             if frame is None:
                 self._handle_missing_frame(source)
                 return
+        self.stream = StreamState.STREAMING
         self.clear("source")
         self._publish(frame, stamp)
 
     def _handle_missing_frame(self, source: FrameSource) -> None:
         if source.is_live:
+            self.stream = StreamState.NO_DEVICE
             self.report("source", ERROR, f"{source.description} delivers no frames; retrying")
             now = time.monotonic()
             if isinstance(source, CaptureSource) and now >= self._next_reconnect:
-                self._next_reconnect = now + self.config["reconnect_period_s"]
+                self._next_reconnect = now + self.config.reconnect_period_s
                 source.reopen()
             return
         if self.frames_published == 0:
             self.report("source", ERROR, f"no frame could be decoded from {source.description}")
-            self.end_of_stream = True
-        elif self.config["loop"] and source.rewind():
+            self.stream = StreamState.END_OF_STREAM
+        elif self.config.loop and source.rewind():
             self.get_logger().info("end of stream; looping")
         else:
-            self.end_of_stream = True
+            self.stream = StreamState.END_OF_STREAM
             self.get_logger().info(
                 f"end of stream after {self.frames_published} frames; no more frames"
             )
 
     def _publish(self, frame: np.ndarray, stamp: Time) -> None:
-        width, height = self.config["width"], self.config["height"]
+        width, height = self.config.width, self.config.height
         if width and height and (frame.shape[1], frame.shape[0]) != (width, height):
             frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-        header = Header(frame_id=self.config["frame_id"], stamp=stamp)
+        header = Header(frame_id=self.config.frame_id, stamp=stamp)
         self._image_pub.publish(array_to_image(frame, "bgr8", header))
         self._info_pub.publish(self._camera_info(header, frame.shape[1], frame.shape[0]))
         self.frames_published += 1
@@ -149,7 +162,7 @@ class CameraNode(PipelineNode):
 
     def _camera_info(self, header: Header, width: int, height: int) -> CameraInfo:
         # Uncalibrated pinhole model from the field of view; square pixels, no distortion.
-        f = (width / 2.0) / math.tan(math.radians(self.config["horizontal_fov_deg"]) / 2.0)
+        f = (width / 2.0) / math.tan(math.radians(self.config.horizontal_fov_deg) / 2.0)
         cx, cy = width / 2.0, height / 2.0
         info = CameraInfo(header=header, width=width, height=height)
         info.distortion_model = "plumb_bob"
@@ -162,9 +175,9 @@ class CameraNode(PipelineNode):
     def hardware_id(self) -> str:
         return self._source.description if self._source else ""
 
-    def diagnostic_values(self) -> dict[str, str]:
+    def status_values(self) -> dict[str, str]:
         return {
-            "stream": "end_of_stream" if self.end_of_stream else "streaming",
+            STREAM_KEY: str(self.stream),
             "frames_published": str(self.frames_published),
             "fps": f"{self._rate.rate():.1f}",
         }

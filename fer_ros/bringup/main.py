@@ -23,18 +23,11 @@ import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from fer_ros.lifecycle_manager import LifecycleError, LifecycleManager
-from fer_ros.monitor import PipelineMonitor
-from fer_ros.pipeline_node import PipelineNode
-from fer_ros.profiles import (
-    NO_CAMERA,
-    NODE_TYPES,
-    PROFILES,
-    graph_nodes,
-    parameter_files,
-    profile_path,
-    use_fastdds_profile,
-)
+from fer_ros.bringup.graph_plan import NodePlan, graph_plan
+from fer_ros.bringup.lifecycle_manager import LifecycleError, LifecycleManager
+from fer_ros.bringup.monitor import PipelineMonitor
+from fer_ros.core.profiles import NO_CAMERA, PROFILES, use_fastdds_profile
+from fer_ros.nodes.pipeline_base import PipelineNode
 
 EXECUTOR_THREADS = 4  # nodes do heavy work in their own worker threads; these only dispatch
 
@@ -67,20 +60,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    profile = profile_path(args.profile)
-    names = graph_nodes(profile, args.source)
+    plan = graph_plan(args.profile, args.source, args.namespace)
+    profile = plan[0].parameter_files[-1]
+    namespace = plan[0].namespace
     use_fastdds_profile()
     rclpy.init()
-    namespace = "/" + args.namespace.strip("/") if args.namespace.strip("/") else ""
-    fqns = [f"{namespace}/{name}" for name in names]
     executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
     nodes: list[PipelineNode] = []
     processes: list[subprocess.Popen[bytes]] = []
     if args.processes:
-        processes = [spawn_node(n, profile, namespace, args.source) for n in names]
+        processes = [spawn_node(node) for node in plan]
     else:
-        nodes = [create_node(n, profile, namespace, args.source) for n in names]
-    manager = LifecycleManager(fqns)
+        nodes = [create_node(node) for node in plan]
+    manager = LifecycleManager([node.fqn for node in plan])
     monitor = PipelineMonitor(namespace=namespace, quiet=args.quiet)
     for node in (*nodes, manager, monitor):
         executor.add_node(node)
@@ -88,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     spinner.start()
     status = 0
     try:
-        print(f"fer_ros: {profile.stem} profile from {profile}: {', '.join(names)}", flush=True)
+        names = ", ".join(node.name for node in plan)
+        print(f"fer_ros: {profile.stem} profile from {profile}: {names}", flush=True)
         manager.bring_up()
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while rclpy.ok() and not monitor.finished:
@@ -126,34 +119,31 @@ def spin_quietly(executor: MultiThreadedExecutor) -> None:
         pass
 
 
-def create_node(name: str, profile: Path, namespace: str, source: str | None) -> PipelineNode:
-    node_type = NODE_TYPES[name]
-    node_class = getattr(import_module(node_type.module), node_type.class_name)
-    overrides = [Parameter("source", value=source)] if source and name == "camera" else []
+def create_node(plan: NodePlan) -> PipelineNode:
+    """One planned node in this process."""
+    node_class = getattr(import_module(plan.module), plan.class_name)
     return node_class(
-        name,
-        namespace=namespace,
-        cli_args=["--ros-args", *params_file_args(profile)],
-        parameter_overrides=overrides,
+        plan.name,
+        namespace=plan.namespace,
+        cli_args=["--ros-args", *params_file_args(plan.parameter_files)],
+        parameter_overrides=[Parameter(k, value=v) for k, v in plan.overrides.items()],
     )
 
 
-def spawn_node(
-    name: str, profile: Path, namespace: str, source: str | None
-) -> subprocess.Popen[bytes]:
-    node_type = NODE_TYPES[name]
-    command = [sys.executable, "-m", node_type.module, "--ros-args", "-r", f"__node:={name}"]
-    command += params_file_args(profile)
-    if namespace:
-        command += ["-r", f"__ns:={namespace}"]
-    if source and name == "camera":
-        command += ["-p", f"source:={json.dumps(source)}"]  # quoted: "0" stays a string
+def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:
+    """One planned node in a process of its own."""
+    command = [sys.executable, "-m", plan.module, "--ros-args", "-r", f"__node:={plan.name}"]
+    command += params_file_args(plan.parameter_files)
+    if plan.namespace:
+        command += ["-r", f"__ns:={plan.namespace}"]
+    for key, value in plan.overrides.items():
+        command += ["-p", f"{key}:={json.dumps(value)}"]  # quoted: "0" stays a string
     return subprocess.Popen(command)
 
 
-def params_file_args(profile: Path) -> list[str]:
+def params_file_args(files: tuple[Path, ...]) -> list[str]:
     """``--params-file`` for the common file, then the profile (which wins)."""
-    return [arg for file in parameter_files(profile) for arg in ("--params-file", str(file))]
+    return [arg for file in files for arg in ("--params-file", str(file))]
 
 
 if __name__ == "__main__":

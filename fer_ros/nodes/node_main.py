@@ -7,8 +7,8 @@ import signal
 import rclpy
 from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 
-from fer_ros.pipeline_node import PipelineNode
-from fer_ros.profiles import use_fastdds_profile
+from fer_ros.core.profiles import use_fastdds_profile
+from fer_ros.nodes.pipeline_base import PipelineNode
 
 
 def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> None:

@@ -13,7 +13,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from fer_ros.core.options import Param
+
 T = TypeVar("T")
+# Every stage with an input topic declares this row.
+INPUT_PARAMETERS = (
+    Param(
+        "input_queue_depth",
+        1,
+        "Inputs waiting while the stage is busy; a full queue drops (and counts) its oldest. "
+        "1 is newest-wins, for live cameras; raise it to process every frame of a bag replay",
+        minimum=1,
+        maximum=1000,
+    ),
+)
 
 
 class InputWorker(Generic[T]):

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_ros.paths import models_dir
+from fer_ros.core.paths import models_dir
 
 PREPROCESSING_CHOICES = ("grayscale", "canny")
 

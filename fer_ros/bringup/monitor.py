@@ -15,7 +15,8 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
 from fer_msgs.msg import ExpressionArray, Telemetry
-from fer_ros.stats import RollingLatency
+from fer_ros.core.frame_sources import STREAM_KEY, StreamState
+from fer_ros.core.stats import RollingLatency
 
 SOURCE_NAMES = {Telemetry.SOURCE_MEASURED: "measured", Telemetry.SOURCE_MODELLED: "modelled"}
 DRAIN_S = 2.0  # after the camera's last frame, wait this long for the last results
@@ -74,7 +75,10 @@ class PipelineMonitor(Node):
             if status.name != self._camera_name:  # other graphs share /diagnostics
                 continue
             values = {kv.key: kv.value for kv in status.values}
-            if values.get("stream") == "end_of_stream" and self._stream_ended_at is None:
+            if (
+                values.get(STREAM_KEY) == StreamState.END_OF_STREAM
+                and self._stream_ended_at is None
+            ):
                 self._stream_ended_at = time.monotonic()
 
     @property
@@ -109,7 +113,7 @@ class PipelineMonitor(Node):
             )
             parts.append(f"{tel.accelerator}/{tel.device}: {tel.inference_ms:.1f} ms")
             if not math.isnan(tel.energy_mj):
-                source = SOURCE_NAMES.get(tel.energy_source, "?")
+                source = SOURCE_NAMES.get(tel.figure_source, "?")
                 parts.append(f"{tel.power_w:.3g} W {tel.energy_mj:.3g} mJ ({source})")
             parts.append(f"dropped {tel.frames_dropped}")
         return " | ".join(parts)
@@ -131,10 +135,10 @@ class PipelineMonitor(Node):
                     f"{self.inference_ms.percentile(50):.2f} ms on {tel.device} ({tel.runtime})"
                 )
                 if not math.isnan(tel.energy_mj):
-                    source = SOURCE_NAMES.get(tel.energy_source, "?")
+                    source = SOURCE_NAMES.get(tel.figure_source, "?")
                     lines.append(
                         f"last inference: {tel.power_w:.3g} W, {tel.energy_mj:.3g} mJ, "
-                        f"{source} by {tel.energy_model}"
+                        f"{source} by {tel.figure_model}"
                     )
                 lines.append(f"inputs dropped by the inference stage: {tel.frames_dropped}")
         return "\n".join(lines)

@@ -1,7 +1,7 @@
 """Launch descriptions for the profiles; used by launch/loihi.launch.py and edge.launch.py.
 
 Needs the ``launch`` and ``launch_ros`` libraries (a ROS 2 install). The graph comes from
-the profile YAML via :mod:`fer_ros.profiles`, exactly as for ``fer_ros_bringup``. Each
+the profile YAML via :mod:`fer_ros.core.profiles`, exactly as for ``fer_ros_bringup``. Each
 node is a lifecycle node: launch configures the nodes one after another in graph order,
 then activates them in reverse order (the camera last), as ``fer_ros_bringup`` does.
 """
@@ -24,14 +24,8 @@ from launch_ros.events.lifecycle import ChangeState
 from launch_ros.parameter_descriptions import ParameterValue
 from lifecycle_msgs.msg import Transition
 
-from fer_ros.profiles import (
-    NO_CAMERA,
-    NODE_TYPES,
-    fastdds_profile,
-    graph_nodes,
-    parameter_files,
-    profile_path,
-)
+from fer_ros.bringup.graph_plan import graph_plan
+from fer_ros.core.profiles import NO_CAMERA, fastdds_profile
 
 PACKAGE = "fer_ros"
 
@@ -73,27 +67,25 @@ def pipeline_launch_description(
 
 def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -> list:
     name = LaunchConfiguration(profile_argument).perform(context) if profile_argument else profile
-    path = profile_path(name)
     namespace = LaunchConfiguration("namespace").perform(context)
     source = LaunchConfiguration("source").perform(context)
     nodes: list[LifecycleNode] = []
-    for node_name in graph_nodes(path, source):
-        parameters: list = [str(file) for file in parameter_files(path)]
-        if node_name == "camera" and source:
-            # Typed as a string: launch reads values as YAML, and "0" would become an int.
-            parameters.append({"source": ParameterValue(source, value_type=str)})
+    for plan in graph_plan(name, source, namespace):
+        parameters: list = [str(file) for file in plan.parameter_files]
+        # Typed as strings: launch reads values as YAML, and "0" would become an int.
+        parameters += [{k: ParameterValue(v, value_type=str)} for k, v in plan.overrides.items()]
         nodes.append(
             LifecycleNode(
                 package=PACKAGE,
-                executable=NODE_TYPES[node_name].executable,
-                name=node_name,
-                namespace=namespace,
+                executable=plan.executable,
+                name=plan.name,
+                namespace=plan.namespace,
                 parameters=parameters,
                 output="screen",
             )
         )
-    # As fer_ros_bringup does: configure in graph order (models load), then activate in
-    # reverse order, so that no stage publishes before the stages after it listen. Each
+    # As fer_ros_bringup does (graph_plan.configure_order / activate_order): configure in
+    # graph order, then activate in reverse order. Each
     # handler fires once: later transitions (ros2 lifecycle set ...) are left to the user.
     actions: list = [*nodes]
     for i, node in enumerate(nodes):

@@ -17,32 +17,42 @@ from typing import Any
 
 import yaml
 
-from fer_ros.paths import config_dir
+from fer_ros.core.paths import config_dir
 
-PROFILES = ("loihi", "coral", "ncs2", "jetson", "rpi", "cpu")
-EDGE_PROFILES = tuple(p for p in PROFILES if p != "loihi")
 FASTDDS_PROFILE = "fastdds_shm.xml"
 COMMON_PROFILE = "common.yaml"
+NEUROMORPHIC_PROFILE = "loihi"  # the one profile that is not an edge CNN
+
+
+def _installed_profiles() -> tuple[str, ...]:
+    """Every ``config/<name>.yaml`` but the common one: the profile list is found, not typed."""
+    names = sorted(p.stem for p in config_dir().glob("*.yaml") if p.name != COMMON_PROFILE)
+    # the main job first, then the edge accelerators alphabetically
+    return tuple(sorted(names, key=lambda n: n != NEUROMORPHIC_PROFILE))
+
+
+PROFILES = _installed_profiles()
+EDGE_PROFILES = tuple(p for p in PROFILES if p != NEUROMORPHIC_PROFILE)
 NO_CAMERA = "none"  # camera source meaning "start no camera node"
 
 
 @dataclass(frozen=True)
 class NodeType:
     executable: str  # console script in lib/fer_ros (what launch_ros starts)
-    module: str  # module with the node class and main()
     class_name: str
+
+    @property
+    def module(self) -> str:
+        """Module with the node class and ``main()`` (setup.py finds the same files)."""
+        return f"fer_ros.nodes.{self.executable}"
 
 
 # node name in a profile -> how to start it
 NODE_TYPES: dict[str, NodeType] = {
-    "camera": NodeType("camera_node", "fer_ros.camera_node", "CameraNode"),
-    "face_detection": NodeType(
-        "face_detection_node", "fer_ros.face_detection_node", "FaceDetectionNode"
-    ),
-    "spike_encoding": NodeType(
-        "spike_encoding_node", "fer_ros.spike_encoding_node", "SpikeEncodingNode"
-    ),
-    "inference": NodeType("inference_node", "fer_ros.inference_node", "InferenceNode"),
+    "camera": NodeType("camera_node", "CameraNode"),
+    "face_detection": NodeType("face_detection_node", "FaceDetectionNode"),
+    "spike_encoding": NodeType("spike_encoding_node", "SpikeEncodingNode"),
+    "inference": NodeType("inference_node", "InferenceNode"),
 }
 
 

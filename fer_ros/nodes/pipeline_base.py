@@ -1,10 +1,20 @@
 """Lifecycle base for the pipeline's nodes: parameters, problems, 1 Hz diagnostics.
 
-Subclasses implement ``configure`` (read parameters, load resources; raise to fail),
-``activate`` (call ``subscribe_input``), ``process`` (one input message, on a worker
-thread fed by a bounded queue: newest-wins by default) and ``cleanup`` (free resources), and
-describe themselves on /diagnostics through ``diagnostic_values``. Problems are logged
-once when they appear and once when they clear, never per frame.
+The lifecycle transitions (rclpy's ``on_configure`` ... ``on_cleanup``) are implemented
+here once; a stage implements only these hooks:
+
+* ``load()``: resources from ``self.config`` (a frozen, typed copy of its parameters
+  read at configure time); raise with a clear message to fail the transition;
+* ``start()`` / ``stop()``: begin and end work (``subscribe_input`` for stages with an
+  input; that subscription is removed by the base);
+* ``process(msg)``: one input, on a worker thread fed by a bounded queue
+  (newest-wins by default); raise ValueError for bad input;
+* ``unload()``: free what ``load`` took;
+* ``check_alarms()``: raise or clear problems from current figures (called once per
+  diagnostics period, before reporting), and ``status_values()``: figures for
+  /diagnostics, without side effects.
+
+Problems are logged once when they appear and once when they clear, never per frame.
 """
 
 from __future__ import annotations
@@ -21,8 +31,11 @@ from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackRet
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 
-from fer_ros.input_worker import InputWorker
-from fer_ros.parameters import Param, declare_parameters, read_parameters
+from fer_ros.core.options import OptionValues, Param, config_class, read_config
+from fer_ros.nodes.input_worker import INPUT_PARAMETERS, InputWorker
+from fer_ros.nodes.parameters import declare_parameters, read_parameters
+
+__all__ = ["ERROR", "INPUT_PARAMETERS", "INPUT_QOS", "OK", "WARN", "PipelineNode"]
 
 # diagnostic_msgs levels are single bytes, so max() orders them OK < WARN < ERROR.
 OK: bytes = DiagnosticStatus.OK
@@ -34,26 +47,22 @@ RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Inputs: the worker's queue decides what is kept; the reader holds one (or the queue's
 # depth, see subscribe_input).
 INPUT_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-# Every node with an input topic declares this row.
-INPUT_PARAMETERS = (
-    Param(
-        "input_queue_depth",
-        1,
-        "Inputs waiting while the stage is busy; a full queue drops (and counts) its oldest. "
-        "1 is newest-wins, for live cameras; raise it to process every frame of a bag replay",
-        minimum=1,
-        maximum=1000,
-    ),
-)
 
 
 class PipelineNode(LifecycleNode):
     parameters: tuple[Param, ...] = ()
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        # One frozen config type per stage, from the same table that declares its parameters.
+        cls.config_type = config_class(f"{cls.__name__}Config", cls.parameters)
+
+    config_type: type[OptionValues]
+
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, self.parameters)
-        self.config: dict[str, Any] = {}
+        self.config: Any = None  # config_type once configured; attributes per parameter
         self.active = False
         self._problems: dict[str, tuple[bytes, str]] = {}
         self._problems_lock = threading.Lock()
@@ -67,40 +76,41 @@ class PipelineNode(LifecycleNode):
         self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
 
     # --- to override ---------------------------------------------------------------------
-    def configure(self) -> None:
+    def load(self) -> None:
         """Load resources from ``self.config``; raise with a clear message to fail."""
 
-    def activate(self) -> None:
+    def start(self) -> None:
         """Subscribe (``subscribe_input``) and start timers."""
 
-    def deactivate(self) -> None:
-        """Stop what ``activate`` started beyond the input subscription."""
+    def stop(self) -> None:
+        """Stop what ``start`` began beyond the input subscription."""
 
     def process(self, msg: Any) -> None:
         """Handle one input message; raise ValueError for bad input (logged once)."""
 
-    def cleanup(self) -> None:
-        """Free what ``configure`` loaded."""
+    def unload(self) -> None:
+        """Free what ``load`` took."""
 
-    def diagnostic_values(self) -> dict[str, str]:
+    def check_alarms(self) -> None:
+        """Report or clear problems from current figures (once per diagnostics period)."""
+
+    def status_values(self) -> dict[str, str]:
+        """Figures for /diagnostics; no side effects."""
         return {}
 
     def hardware_id(self) -> str:
         return ""
-
-    def on_activated(self) -> None:
-        """Called after a successful activate (e.g. to reset rolling figures)."""
 
     # --- lifecycle -------------------------------------------------------------------------
     # rclpy swallows exceptions from transition callbacks without a log, so every step is
     # guarded here: a failure is reported once (log and /diagnostics) and returns FAILURE.
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         try:
-            self.config = read_parameters(self, self.parameters)
-            self.configure()
+            self.config = read_config(self.config_type, read_parameters(self, self.parameters))
+            self.load()
         except Exception as error:
             self.report("configure", ERROR, f"configure failed: {error}")
-            self._guarded("cleanup after the failed configure", self.cleanup)
+            self._guarded("cleanup after the failed configure", self.unload)
             return TransitionCallbackReturn.FAILURE
         self.clear("configure")
         self.get_logger().info("configured")
@@ -108,25 +118,24 @@ class PipelineNode(LifecycleNode):
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         result = super().on_activate(state)  # publishers first: the worker may publish at once
-        if not self._guarded("activate", self.activate):
+        if not self._guarded("activate", self.start):
             self._stop_input()
             super().on_deactivate(state)
             return TransitionCallbackReturn.FAILURE
         self.active = True
-        self.on_activated()
         self.get_logger().info("active")
         return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.active = False
         self._stop_input()
-        ok = self._guarded("deactivate", self.deactivate)
+        ok = self._guarded("deactivate", self.stop)
         self.get_logger().info("inactive")
         result = super().on_deactivate(state)
         return result if ok else TransitionCallbackReturn.FAILURE
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
-        if not self._guarded("cleanup", self.cleanup):
+        if not self._guarded("cleanup", self.unload):
             return TransitionCallbackReturn.FAILURE
         return super().on_cleanup(state)
 
@@ -144,8 +153,8 @@ class PipelineNode(LifecycleNode):
         if self.active:
             self.active = False
             self._stop_input()
-            self._guarded("deactivate", self.deactivate)
-        self._guarded("cleanup", self.cleanup)
+            self._guarded("deactivate", self.stop)
+        self._guarded("cleanup", self.unload)
 
     def _guarded(self, what: str, step: Callable[[], None]) -> bool:
         try:
@@ -171,7 +180,7 @@ class PipelineNode(LifecycleNode):
         """Feed ``topic`` to ``process`` on a worker through a queue of
         ``input_queue_depth`` inputs; the reader's history is made at least that deep so
         the middleware does not drop what the queue would keep."""
-        self.inputs.depth = int(self.config.get("input_queue_depth", 1))
+        self.inputs.depth = int(self.config.input_queue_depth)
         qos = copy.copy(qos)
         qos.depth = max(qos.depth, self.inputs.depth)
         self.inputs.start()
@@ -220,6 +229,8 @@ class PipelineNode(LifecycleNode):
             self.get_logger().info(f"resolved: {previous[1]}")
 
     def publish_diagnostics(self) -> None:
+        if self.active:
+            self._guarded("alarm check", self.check_alarms)
         with self._problems_lock:
             problems = list(self._problems.values())
         status = DiagnosticStatus(
@@ -240,7 +251,7 @@ class PipelineNode(LifecycleNode):
                 inputs_dropped=str(self.inputs.dropped),
                 inputs_rejected=str(self.inputs_rejected),
             )
-        values.update(self.diagnostic_values())
+        values.update(self.status_values())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]
         array = DiagnosticArray(status=[status])
         array.header.stamp = self.get_clock().now().to_msg()

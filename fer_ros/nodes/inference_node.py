@@ -1,0 +1,188 @@
+"""Inference node: classifies face expressions on the configured accelerator.
+
+Input depends on the backend: ``faces`` (fer_msgs/FaceArray) for CNN runtimes,
+``spike_trains`` (fer_msgs/SpikeTrainArray) for spiking backends. Newest input wins.
+Publishes ``expressions`` (fer_msgs/ExpressionArray, one per processed frame, empty when
+no face is in view), ``telemetry`` (fer_msgs/Telemetry, one per inference) and
+/diagnostics.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import numpy as np
+from rclpy.time import Time
+
+from fer_msgs.msg import Expression, ExpressionArray, Telemetry
+from fer_ros.backends import InferenceBackend, InputKind, backend_class
+from fer_ros.backends.isolated import IsolatedBackend
+from fer_ros.core.model_card import ModelCard, load_model_card
+from fer_ros.core.stats import RateMeter, RollingLatency
+from fer_ros.nodes.inference_inputs import InferenceInput, inference_input
+from fer_ros.nodes.inference_settings import INFERENCE_PARAMETERS, settings_from_parameters
+from fer_ros.nodes.node_main import run_node
+from fer_ros.nodes.pipeline_base import ERROR, INPUT_PARAMETERS, INPUT_QOS, WARN, PipelineNode
+from fer_ros.nodes.telemetry import MeteredCall, telemetry_message
+from fer_ros.power import power_source_for_backend
+
+PARAMETERS = INFERENCE_PARAMETERS + INPUT_PARAMETERS
+
+
+class InferenceNode(PipelineNode):
+    parameters = PARAMETERS
+
+    def __init__(self, node_name: str = "inference", **kwargs: Any) -> None:
+        super().__init__(node_name, **kwargs)
+        self._expressions_pub = self.output(ExpressionArray, "expressions")
+        self._telemetry_pub = self.output(Telemetry, "telemetry")
+        self._backend: InferenceBackend | None = None
+        self._input: InferenceInput | None = None
+        self._metered = MeteredCall(None)
+        self._card: ModelCard | None = None
+        self._reset_figures()
+        self.inferences = 0
+
+    def _reset_figures(self) -> None:
+        self._inference_ms = RollingLatency()
+        self._end_to_end_ms = RollingLatency()
+        self._rate = RateMeter()
+
+    # --- lifecycle -----------------------------------------------------------------------
+    def load(self) -> None:
+        cfg = self.config
+        self._card = load_model_card(cfg.model_card)
+        name, settings, power = settings_from_parameters(cfg.as_options(), card=self._card)
+        # BackendUnavailable propagates: configure fails with its install advice.
+        backend: InferenceBackend
+        if cfg.backend_process:
+            isolated = IsolatedBackend(name, settings)
+            self.get_logger().info(f"{name} backend runs in process {isolated.pid}")
+            backend = isolated  # type: ignore[assignment]  # same interface, set per instance
+        else:
+            backend = backend_class(name)(settings)
+        self._backend = backend
+        self._input = inference_input(backend.input_kind, self._card, settings.options)
+        if backend.input_kind is InputKind.CROPS:  # spiking backends report their own energy
+            source = power_source_for_backend(power, backend.fallback, backend.device)
+            self._metered = MeteredCall(source)
+            self.get_logger().info(f"power: {source.description}")
+        note = " (declared CPU fallback)" if backend.fallback else ""
+        self.get_logger().info(
+            f"{cfg.accelerator}: {self._card.model_id} [{settings.model_export}] on "
+            f"{backend.device}{note} via {backend.runtime}"
+        )
+        if backend.fallback:
+            self.report("device", WARN, f"requested device absent; running on {backend.device}")
+
+    def start(self) -> None:
+        if self._input is None:
+            raise RuntimeError("no backend loaded; configure first")
+        # Figures describe this activation only; stale latencies must not re-trigger alarms.
+        self._reset_figures()
+        self.subscribe_input(self._input.msg_type, self._input.topic, INPUT_QOS)
+
+    def stop(self) -> None:
+        self.clear("latency")
+
+    def unload(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+        if self._metered.power is not None:
+            self._metered.power.close()
+            self._metered = MeteredCall(None)
+        self._input = None
+        self.clear("device")
+
+    # --- per frame -------------------------------------------------------------------------
+    def process(self, msg: Any) -> None:
+        backend, card, source = self._backend, self._card, self._input
+        if backend is None or card is None or source is None:
+            return
+        items = source.items(msg)
+        out = ExpressionArray(
+            header=msg.header, accelerator=self.config.accelerator, model_id=card.model_id
+        )
+        if not items:
+            self._expressions_pub.publish(out)
+            return
+        start = time.perf_counter()
+        batch = source.batch(msg)
+        preprocess_s = time.perf_counter() - start
+        result, energy, inference_s = self._metered(backend.infer, batch)
+        for item, scores in zip(items, result.scores, strict=True):
+            out.expressions.append(expression(item, scores, card))
+        self._expressions_pub.publish(out)
+
+        telemetry = telemetry_message(
+            msg.header, self.config.accelerator, self.config.backend, backend, card.model_id,
+            result, energy,
+        )  # fmt: skip
+        stamp = Time.from_msg(msg.header.stamp)
+        telemetry.end_to_end_ms = (self.get_clock().now() - stamp).nanoseconds / 1e6
+        telemetry.preprocess_ms = preprocess_s * 1000.0
+        telemetry.inference_ms = inference_s * 1000.0
+        self.inferences += 1
+        self._rate.tick()
+        self._inference_ms.add(telemetry.inference_ms)
+        self._end_to_end_ms.add(telemetry.end_to_end_ms)
+        telemetry.throughput_fps = self._rate.rate()
+        telemetry.frames_dropped = self.inputs.dropped
+        self._telemetry_pub.publish(telemetry)
+
+    # --- diagnostics ---------------------------------------------------------------------
+    def hardware_id(self) -> str:
+        return self._backend.device if self._backend else ""
+
+    def check_alarms(self) -> None:
+        p95 = self._end_to_end_ms.percentile(95)
+        if math.isnan(p95):
+            return
+        # Stable texts: report() logs a problem once, not each time the figure moves.
+        error_ms, warn_ms = self.config.error_latency_ms, self.config.warn_latency_ms
+        if p95 > error_ms:
+            self.report("latency", ERROR, f"p95 end-to-end latency above {error_ms:g} ms")
+        elif p95 > warn_ms:
+            self.report("latency", WARN, f"p95 end-to-end latency above {warn_ms:g} ms")
+        else:
+            self.clear("latency")
+
+    def status_values(self) -> dict[str, str]:
+        backend = self._backend
+        return {
+            "backend": self.config.backend if self.config else "",
+            "runtime": backend.runtime if backend else "",
+            "device": backend.device if backend else "",
+            "fallback": str(backend.fallback if backend else False),
+            "inferences": str(self.inferences),
+            "inference_p50_ms": f"{self._inference_ms.percentile(50):.2f}",
+            "inference_p95_ms": f"{self._inference_ms.percentile(95):.2f}",
+            "end_to_end_p50_ms": f"{self._end_to_end_ms.percentile(50):.1f}",
+            "end_to_end_p95_ms": f"{self._end_to_end_ms.percentile(95):.1f}",
+            "throughput_fps": f"{self._rate.rate():.1f}",
+        }
+
+
+def expression(item: Any, scores: np.ndarray, card: ModelCard) -> Expression:
+    """The label of one face (a Face or a SpikeTrain: both carry face_id and roi)."""
+    index = int(np.argmax(scores))
+    return Expression(
+        face_id=item.face_id,
+        roi=item.roi,
+        label=card.classes[index],
+        label_index=index,
+        confidence=float(scores[index]),
+        class_names=list(card.classes),
+        scores=[float(s) for s in scores],
+    )
+
+
+def main(args: list[str] | None = None) -> None:
+    run_node(InferenceNode, args)
+
+
+if __name__ == "__main__":
+    main()
