@@ -12,7 +12,7 @@ from rclpy.parameter import Parameter
 
 from fer_ros.bringup.graph_plan import node_plan
 from fer_ros.bringup.lifecycle_manager import LifecycleManager
-from fer_ros.bringup.main import create_node
+from fer_ros.bringup.local_graph import create_node
 from fer_ros.core.profiles import profile_nodes, profile_path
 from fer_ros.nodes.pipeline_base import PipelineNode
 

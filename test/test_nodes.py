@@ -32,9 +32,9 @@ def bgr(path) -> np.ndarray:
     return image
 
 
-def faces_from(ros, media, names=("multi_face.jpg",)) -> list[FaceArray]:
+def faces_from(ros, media, names=("multi_face.jpg",), **parameters) -> list[FaceArray]:
     """Real FaceArray messages: the face detection node run on real photos."""
-    detector = make_node(ros, FaceDetectionNode)
+    detector = make_node(ros, FaceDetectionNode, **parameters)
     start(detector)
     probe = Probe(ros, "faces_probe")
     faces = probe.listen("faces", FaceArray)
@@ -106,16 +106,23 @@ def test_camera_reports_a_corrupt_video_and_keeps_serving(ros, tmp_path):
 
 
 # --- face detection ----------------------------------------------------------------------
-def test_face_detection_finds_tracks_and_crops_real_faces(ros, media):
-    results = faces_from(ros, media, ("multi_face.jpg", "multi_face.jpg"))
+@pytest.mark.parametrize(("detector", "expected"), [("blazeface", 5), ("haar", 3)])
+def test_face_detection_finds_tracks_and_crops_real_faces(ros, media, detector, expected):
+    results = faces_from(ros, media, ("multi_face.jpg", "multi_face.jpg"), detector=detector)
     first, second = results[0], results[1]
-    assert len(first.faces) >= 3
+    assert len(first.faces) >= expected  # the photo shows 5 people; Haar finds 4 of them
     # same faces, same ids
     assert [f.face_id for f in second.faces] == [f.face_id for f in first.faces]
     assert len({f.face_id for f in first.faces}) == len(first.faces)
     crop = first.faces[0].crop
     assert (crop.width, crop.height, crop.encoding) == (48, 48, "mono8")
     assert first.header.frame_id == "multi_face.jpg"
+    assert all(0.0 < f.confidence <= 1.0 for f in first.faces)
+
+
+def test_blazeface_finds_the_turned_face_haar_misses(ros, media):
+    (found,) = faces_from(ros, media, ("45-m7-di-ph.jpg",))
+    assert len(found.faces) == 1 and found.faces[0].confidence >= 0.7
 
 
 def test_face_detection_survives_bad_images_and_empty_scenes(ros, media):
@@ -166,7 +173,9 @@ def test_spike_encoder_emits_the_trains_of_the_model_cards_preprocessing(ros, me
 # --- inference ---------------------------------------------------------------------------
 def test_cpu_inference_labels_real_faces_and_reports_honest_telemetry(ros, media):
     stills = ("0-f15-hao-ph.jpg", "0-f1-su-ph.jpg", "15-f13-anc-ph.jpg")
-    face_arrays = [f for f in faces_from(ros, media, stills) if f.faces]
+    # Haar's box crops: the model reads all three stills right from them (BlazeFace's
+    # aligned crop reads the happy one as contempt; see docs/performance.md).
+    face_arrays = [f for f in faces_from(ros, media, stills, detector="haar") if f.faces]
     assert len(face_arrays) == 3
     node = make_node(ros, InferenceNode)  # the node's defaults are the cpu profile's model
     start(node)

@@ -86,7 +86,7 @@ def test_readme_parameter_tables_match_the_nodes():
 
 def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
     from fer_ros.bringup.graph_plan import node_plan
-    from fer_ros.bringup.main import create_node
+    from fer_ros.bringup.local_graph import create_node
 
     profile = tmp_path / "slow_camera.yaml"
     profile.write_text(
@@ -108,7 +108,7 @@ def test_a_profile_can_override_output_qos(ros, tmp_path):
     from rclpy.qos import ReliabilityPolicy
 
     from fer_ros.bringup.graph_plan import node_plan
-    from fer_ros.bringup.main import create_node
+    from fer_ros.bringup.local_graph import create_node
 
     profile = tmp_path / "best_effort.yaml"
     profile.write_text(
@@ -131,7 +131,7 @@ def test_node_and_benchmark_paths_build_the_same_inference_settings(ros, profile
     """The node declares and reads its parameters through ROS; a benchmark reads the YAML
     without ROS. Both must end in the same backend, settings and power configuration."""
     from fer_ros.bringup.graph_plan import node_plan
-    from fer_ros.bringup.main import create_node
+    from fer_ros.bringup.local_graph import create_node
     from fer_ros.nodes.inference_settings import settings_from_parameters
 
     node = create_node(node_plan(profile_path(profile), "inference"))

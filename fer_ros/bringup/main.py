@@ -14,22 +14,17 @@ import argparse
 import json
 import subprocess
 import sys
-import threading
 import time
-from importlib import import_module
 from pathlib import Path
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
-from rclpy.parameter import Parameter
 
 from fer_ros.bringup.graph_plan import NodePlan, graph_plan
-from fer_ros.bringup.lifecycle_manager import LifecycleError, LifecycleManager
+from fer_ros.bringup.lifecycle_manager import LifecycleError
+from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
 from fer_ros.core.profiles import NO_CAMERA, PROFILES, use_fastdds_profile
-from fer_ros.nodes.pipeline_base import PipelineNode
-
-EXECUTOR_THREADS = 4  # nodes do heavy work in their own worker threads; these only dispatch
+from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,6 +44,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--namespace", default="", help="namespace of all nodes and topics")
     parser.add_argument("--processes", action="store_true", help="one process per node")
     parser.add_argument(
+        "--executor",
+        default=DEFAULT_EXECUTOR,
+        choices=EXECUTORS,
+        help=f"how the in-process nodes are spun (default: {DEFAULT_EXECUTOR}; see docs)",
+    )
+    parser.add_argument(
         "--duration",
         type=float,
         default=0.0,
@@ -62,27 +63,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     plan = graph_plan(args.profile, args.source, args.namespace)
     profile = plan[0].parameter_files[-1]
-    namespace = plan[0].namespace
     use_fastdds_profile()
     rclpy.init()
-    executor = MultiThreadedExecutor(num_threads=EXECUTOR_THREADS)
-    nodes: list[PipelineNode] = []
     processes: list[subprocess.Popen[bytes]] = []
     if args.processes:
         processes = [spawn_node(node) for node in plan]
-    else:
-        nodes = [create_node(node) for node in plan]
-    manager = LifecycleManager([node.fqn for node in plan])
-    monitor = PipelineMonitor(namespace=namespace, quiet=args.quiet)
-    for node in (*nodes, manager, monitor):
-        executor.add_node(node)
-    spinner = threading.Thread(target=spin_quietly, args=(executor,), daemon=True)
-    spinner.start()
+    monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
+    graph = LocalGraph(plan, not args.processes, args.executor, tools=[monitor])
     status = 0
     try:
         names = ", ".join(node.name for node in plan)
         print(f"fer_ros: {profile.stem} profile from {profile}: {names}", flush=True)
-        manager.bring_up()
+        graph.bring_up()
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while rclpy.ok() and not monitor.finished:
             if deadline is not None and time.monotonic() > deadline:
@@ -95,8 +87,6 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(monitor.final_report(), flush=True)  # Ctrl-C is how a camera or replay run ends
     finally:
-        for node in nodes:
-            node.release()
         for process in processes:
             process.terminate()
         for process in processes:
@@ -104,30 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        executor.shutdown()
-        spinner.join(timeout=5)  # exiting while it waits in C++ aborts the process
-        for node in (*nodes, manager, monitor):
-            node.destroy_node()
+        graph.close()
         rclpy.try_shutdown()
     return status
-
-
-def spin_quietly(executor: MultiThreadedExecutor) -> None:
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-
-
-def create_node(plan: NodePlan) -> PipelineNode:
-    """One planned node in this process."""
-    node_class = getattr(import_module(plan.module), plan.class_name)
-    return node_class(
-        plan.name,
-        namespace=plan.namespace,
-        cli_args=["--ros-args", *params_file_args(plan.parameter_files)],
-        parameter_overrides=[Parameter(k, value=v) for k, v in plan.overrides.items()],
-    )
 
 
 def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:

@@ -1,44 +1,70 @@
 """Face detection node: finds, tracks and crops faces in camera images.
 
 Subscribes ``image_raw`` (newest frame wins); publishes ``faces`` (fer_msgs/FaceArray,
-one per processed frame, empty when no face is in view) with 48x48 mono8 crops.
+one per processed frame, empty when no face is in view) with 48x48 mono8 crops. The
+detector is BlazeFace by default (crops aligned on the eyes) or OpenCV's Haar cascade
+(:mod:`fer_ros.core.face_finders`).
 """
 
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import cv2
-import numpy as np
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image, RegionOfInterest
 
 from fer_msgs.msg import Face, FaceArray
-from fer_ros.core.face_tracking import Box, IouTracker
+from fer_ros.core.blazeface import MODELS, BlazeFaceUnavailable
+from fer_ros.core.face_finders import (
+    DETECTORS,
+    BlazeFaceFinder,
+    CropSettings,
+    FaceFinder,
+    HaarFinder,
+)
+from fer_ros.core.face_tracking import IouTracker
 from fer_ros.core.options import Param
 from fer_ros.core.stats import RollingLatency
-from fer_ros.nodes.image_codec import array_to_image, image_to_gray
+from fer_ros.nodes.image_codec import array_to_image, image_to_bgr
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import INPUT_PARAMETERS, PipelineNode
 
 PARAMETERS = (
-    Param("cascade", "", "Haar cascade XML; empty uses OpenCV's frontal-face default"),
+    Param("detector", "blazeface", "Face detector", choices=DETECTORS),
+    Param(
+        "blazeface_model",
+        "both",
+        "BlazeFace models: short (near faces, fastest), full (near and far) or both (pooled)",
+        choices=(*MODELS, "both"),
+    ),
+    Param(
+        "score_threshold",
+        0.0,
+        "BlazeFace score a face needs, in (0, 1); 0 uses the tuned defaults (0.7 for both)",
+        minimum=0.0,
+        maximum=0.99,
+    ),
+    Param(
+        "align_crop",
+        True,
+        "BlazeFace: rotate and frame each crop on its eyes like the training crops "
+        "(false: a square box crop with crop_margin)",
+    ),
+    Param("cascade", "", "Haar: cascade XML; empty uses OpenCV's frontal-face default"),
     Param(
         "detection_width",
         320,
-        "Frames wider than this are downscaled for detection (pixels); 0 detects at full size",
+        "Haar: frames wider than this are downscaled for detection (pixels); 0: full size",
         minimum=0,
         maximum=4096,
     ),
-    Param(
-        "min_face_size", 60, "Smallest face to detect, in source pixels", minimum=8, maximum=4096
-    ),
-    Param("scale_factor", 1.1, "Haar image pyramid step", minimum=1.01, maximum=2.0),
-    Param("min_neighbors", 5, "Haar detections needed to accept a face", minimum=0, maximum=50),
+    Param("min_face_size", 60, "Smallest face to keep, in source pixels", minimum=8, maximum=4096),
+    Param("scale_factor", 1.1, "Haar: image pyramid step", minimum=1.01, maximum=2.0),
+    Param("min_neighbors", 5, "Haar: detections needed to accept a face", minimum=0, maximum=50),
     Param(
         "max_faces",
-        4,
+        6,
         "Keep at most this many faces per frame, largest first",
         minimum=1,
         maximum=64,
@@ -53,7 +79,7 @@ PARAMETERS = (
     Param(
         "crop_margin",
         0.1,
-        "Extra border around the detected box, fraction of its side",
+        "Box crops: extra border around the detected box, fraction of its side",
         minimum=0.0,
         maximum=1.0,
     ),
@@ -75,22 +101,13 @@ PARAMETERS = (
 )
 
 
-def default_cascade() -> Path:
-    if not hasattr(cv2, "CascadeClassifier") or not hasattr(cv2, "data"):
-        raise RuntimeError(
-            "this OpenCV has no Haar cascades (OpenCV 5 removed them); "
-            "install opencv-python-headless<5"
-        )
-    return Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
-
-
 class FaceDetectionNode(PipelineNode):
     parameters = PARAMETERS
 
     def __init__(self, node_name: str = "face_detection", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
         self._faces_pub = self.output(FaceArray, "faces")
-        self._detector: cv2.CascadeClassifier | None = None
+        self._finder: FaceFinder | None = None
         self._tracker = IouTracker()
         self._latency = RollingLatency()
         self.faces_published = 0
@@ -99,90 +116,55 @@ class FaceDetectionNode(PipelineNode):
         # One detection thread: on small machines OpenCV's own pool fights the executor
         # and the other stages for the same cores (measured: worse latency at 30 FPS).
         cv2.setNumThreads(1)
-        path = Path(self.config.cascade) if self.config.cascade else default_cascade()
-        detector = cv2.CascadeClassifier(str(path))
-        if detector.empty():
-            raise RuntimeError(f"cannot load Haar cascade {path}")
-        self._detector = detector
-        self._tracker = IouTracker(self.config.track_min_iou, self.config.track_max_missed)
+        cfg = self.config
+        crops = CropSettings(cfg.crop_size, cfg.crop_margin, cfg.min_face_size, cfg.max_faces)
+        if cfg.detector == "blazeface":
+            try:
+                self._finder = BlazeFaceFinder(
+                    crops, cfg.blazeface_model, cfg.score_threshold or None, cfg.align_crop
+                )
+            except BlazeFaceUnavailable as error:
+                raise RuntimeError(f"{error} (or set detector: haar)") from error
+        else:
+            self._finder = HaarFinder(
+                crops, cfg.cascade, cfg.detection_width, cfg.scale_factor, cfg.min_neighbors
+            )
+        self._tracker = IouTracker(cfg.track_min_iou, cfg.track_max_missed)
+        model = f" ({cfg.blazeface_model})" if cfg.detector == "blazeface" else ""
+        self.get_logger().info(f"detector: {cfg.detector}{model}")
 
     def start(self) -> None:
         self.subscribe_input(Image, "image_raw", qos_profile_sensor_data)
 
     def unload(self) -> None:
-        self._detector = None
+        self._finder = None
 
     def process(self, msg: Image) -> None:
-        detector = self._detector
-        if detector is None:
+        finder = self._finder
+        if finder is None:
             return
         start = time.perf_counter()
-        gray = image_to_gray(msg)
-        boxes, confidences = self._detect(detector, gray)
-        ids = self._tracker.update(boxes)
+        found = finder.find(image_to_bgr(msg))  # colour: BlazeFace scores grey lower
+        ids = self._tracker.update([face.box for face in found])
         out = FaceArray(header=msg.header, image_width=msg.width, image_height=msg.height)
-        for face_id, box, confidence in zip(ids, boxes, confidences, strict=True):
-            crop = self._crop(gray, box)
+        for face_id, face in zip(ids, found, strict=True):
+            x, y, w, h = face.box
             out.faces.append(
                 Face(
                     header=msg.header,
                     face_id=face_id,
-                    roi=RegionOfInterest(
-                        x_offset=box[0], y_offset=box[1], width=box[2], height=box[3]
-                    ),
-                    confidence=confidence,
-                    crop=array_to_image(crop, "mono8", msg.header),
+                    roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h),
+                    confidence=face.confidence,
+                    crop=array_to_image(face.crop, "mono8", msg.header),
                 )
             )
         self._faces_pub.publish(out)
         self.faces_published += len(out.faces)
         self._latency.add((time.perf_counter() - start) * 1000.0)
 
-    def _detect(
-        self, detector: cv2.CascadeClassifier, gray: np.ndarray
-    ) -> tuple[list[Box], list[float]]:
-        cfg = self.config
-        height, width = gray.shape
-        scale = 1.0
-        if cfg.detection_width and width > cfg.detection_width:
-            scale = cfg.detection_width / width
-            gray = cv2.resize(
-                gray, (cfg.detection_width, round(height * scale)), interpolation=cv2.INTER_AREA
-            )
-        min_side = max(8, round(cfg.min_face_size * scale))
-        rects, _, weights = detector.detectMultiScale3(
-            gray,
-            scaleFactor=cfg.scale_factor,
-            minNeighbors=cfg.min_neighbors,
-            minSize=(min_side, min_side),
-            outputRejectLevels=True,
-        )
-        if len(rects) == 0:
-            return [], []
-        order = np.argsort([-(w * h) for _, _, w, h in rects])[: cfg.max_faces]
-        boxes = [tuple(round(v / scale) for v in rects[i]) for i in order]
-        # Haar stage weights are unbounded scores; the logistic maps them into [0, 1]
-        # for ranking, it is not a calibrated probability.
-        confidences = [float(1.0 / (1.0 + np.exp(-float(np.ravel(weights)[i])))) for i in order]
-        return boxes, confidences  # type: ignore[return-value]
-
-    def _crop(self, gray: np.ndarray, box: Box) -> np.ndarray:
-        x, y, w, h = box
-        side = round(max(w, h) * (1.0 + self.config.crop_margin))
-        cx, cy = x + w / 2.0, y + h / 2.0
-        x0, y0 = round(cx - side / 2.0), round(cy - side / 2.0)
-        # Pad by replication so faces at the border keep a centred, square crop.
-        pad = max(0, -x0, -y0, x0 + side - gray.shape[1], y0 + side - gray.shape[0])
-        if pad:
-            gray = cv2.copyMakeBorder(gray, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
-            x0, y0 = x0 + pad, y0 + pad
-        size = self.config.crop_size
-        return cv2.resize(
-            gray[y0 : y0 + side, x0 : x0 + side], (size, size), interpolation=cv2.INTER_AREA
-        )
-
     def status_values(self) -> dict[str, str]:
         return {
+            "detector": self.config.detector if self.config else "",
             "faces_published": str(self.faces_published),
             "latency_p50_ms": f"{self._latency.percentile(50):.1f}",
             "latency_p95_ms": f"{self._latency.percentile(95):.1f}",

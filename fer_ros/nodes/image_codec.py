@@ -20,6 +20,12 @@ _ENCODINGS: dict[str, tuple[int, int | None]] = {
     "rgba8": (4, cv2.COLOR_RGBA2GRAY),
 }
 SUPPORTED_ENCODINGS = tuple(_ENCODINGS)
+# encoding -> OpenCV conversion to BGR (None: already BGR, or mono, which stays mono)
+_TO_BGR: dict[str, int | None] = {
+    "rgb8": cv2.COLOR_RGB2BGR,
+    "bgra8": cv2.COLOR_BGRA2BGR,
+    "rgba8": cv2.COLOR_RGBA2BGR,
+}
 
 
 class ImageError(ValueError):
@@ -52,6 +58,13 @@ def image_to_gray(msg: Image) -> np.ndarray:
     """Any supported 8-bit Image as a (H, W) uint8 grayscale array."""
     pixels = image_to_array(msg)
     conversion = _ENCODINGS[msg.encoding][1]
+    return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
+
+
+def image_to_bgr(msg: Image) -> np.ndarray:
+    """Any supported 8-bit Image as BGR (H, W, 3), or (H, W) when it is mono."""
+    pixels = image_to_array(msg)
+    conversion = _TO_BGR.get(msg.encoding)
     return pixels if conversion is None else cv2.cvtColor(pixels, conversion)
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import signal
 
 import rclpy
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import ExternalShutdownException
 
 from fer_ros.core.profiles import use_fastdds_profile
+from fer_ros.nodes.executors import make_executor
 from fer_ros.nodes.pipeline_base import PipelineNode
 
 
@@ -21,7 +22,7 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
         rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         raise SystemExit(1) from error
-    executor = MultiThreadedExecutor()
+    executor = make_executor()
     executor.add_node(node)
     try:
         executor.spin()

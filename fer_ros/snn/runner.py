@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 TARGETS = ("auto", "sim", "loihi")
 RESETS = ("auto", "state", "settle")
+EMULATORS = ("fast", "nengo")
 
 
 def has_nxsdk() -> bool:
@@ -97,6 +98,11 @@ class SnnRunner:
         Input-free steps after each face when ``reset="settle"``.
     fast : bool
         Emulator only: vectorised spike delivery (:mod:`.fast_emulator`), bit-identical.
+    emulator : {"fast", "nengo"}
+        Emulator only: ``fast`` computes a face layer by layer
+        (:mod:`.layered_emulator`, bit-identical; with ``reset="state"``), falling back to
+        stepping nengo-loihi (logged once, with the reason) for networks it cannot mirror;
+        ``nengo`` always steps nengo-loihi's emulator (``fast`` then picks its delivery).
     """
 
     def __init__(
@@ -107,9 +113,12 @@ class SnnRunner:
         reset: str = "auto",
         settle_steps: int = 10,
         fast: bool = True,
+        emulator: str = "fast",
     ) -> None:
         import nengo_loihi  # ImportError is mapped to BackendUnavailable by the backend
 
+        if emulator not in EMULATORS:
+            raise ValueError(f"unknown emulator {emulator!r}; use one of {EMULATORS}")
         self.params = params
         self.target = resolve_target(target)
         if reset not in RESETS:
@@ -132,6 +141,10 @@ class SnnRunner:
             )
         self._output_start: np.ndarray | float = 0.0  # nonzero only after settling
         self.fast = bool(fast and self.target == "sim" and accelerate(self.sim.sims["emulator"]))
+        self.layered = None  # a LayeredEmulator when emulator="fast" can mirror this network
+        if emulator == "fast" and self.target == "sim":
+            self.layered = self._layered_emulator()
+        self.emulator = "fast" if self.layered is not None else "nengo"
         self._vth = np.concatenate(
             [b.compartment.vth for b in _blocks(self.sim, self.net.ensembles[-1])]
         ).astype(np.float64)
@@ -143,8 +156,32 @@ class SnnRunner:
 
         return f"nengo-loihi {nengo_loihi.__version__}"
 
+    def _layered_emulator(self) -> object | None:
+        from fer_ros.snn.layered_emulator import LayeredEmulator, supports
+
+        reason = (
+            supports(self.sim, self.net)
+            if self.reset_mode == "state"
+            else f"reset={self.reset_mode!r} carries state from face to face"
+        )
+        if reason is None:
+            try:
+                return LayeredEmulator(self.sim, self.net)
+            except ValueError as exc:
+                reason = str(exc)
+        log.warning("fast emulator not used (%s): stepping nengo-loihi's emulator", reason)
+        return None
+
+    def run_batch(self, spikes: np.ndarray) -> list[Presentation]:
+        """Present several faces: bool spikes (faces, timesteps, H, W) or (faces, T, C, H, W)."""
+        if self.layered is not None:
+            return self.layered.run_batch(spikes)  # type: ignore[attr-defined]
+        return [self.run(face) for face in spikes]
+
     def run(self, spikes: np.ndarray) -> Presentation:
         """Present one face: bool spikes (timesteps, H, W) or (timesteps, C, H, W)."""
+        if self.layered is not None:
+            return self.run_batch(spikes[None])[0]
         steps = int(spikes.shape[0])
         self.net.buffer.set(spikes)
         self.sim.run_steps(steps)

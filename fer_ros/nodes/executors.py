@@ -1,0 +1,50 @@
+"""How a process spins its nodes, chosen by measurement (docs/performance.md).
+
+Each pipeline stage does its heavy work on its own worker thread (and the camera decodes
+in its timer), so the executor only dispatches: a subscription callback appends to a
+stage's queue. rclpy's MultiThreadedExecutor spends far more Python per dispatch than
+that (wait-set rebuilds, futures, a thread pool, callback-group checks) and holds the
+interpreter lock the workers need; one SingleThreadedExecutor per process measured
+lower and steadier latency on 2 cores. rclpy's EventsExecutor was tried too and is not
+offered: a service client called from another thread (the lifecycle manager) blocked
+for good while it spun.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rclpy.executors import (
+    ExternalShutdownException,
+    MultiThreadedExecutor,
+    SingleThreadedExecutor,
+)
+
+EXECUTORS = ("single", "multi")
+DEFAULT_EXECUTOR = "single"
+MULTI_THREADS = 4  # the 0.1 default, kept for comparison
+
+
+def make_executor(kind: str = DEFAULT_EXECUTOR) -> SingleThreadedExecutor | MultiThreadedExecutor:
+    """An executor of ``kind`` (one of :data:`EXECUTORS`)."""
+    if kind == "single":
+        return SingleThreadedExecutor()
+    if kind == "multi":
+        return MultiThreadedExecutor(num_threads=MULTI_THREADS)
+    raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")
+
+
+def spin_in_background(executor: Any, name: str = "executor") -> threading.Thread:
+    """Spin ``executor`` on a daemon thread until it is shut down."""
+    thread = threading.Thread(target=spin_quietly, args=(executor,), name=name, daemon=True)
+    thread.start()
+    return thread
+
+
+def spin_quietly(executor: Any) -> None:
+    """Spin until shutdown; Ctrl-C and context shutdown end it without a traceback."""
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
