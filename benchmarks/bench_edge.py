@@ -11,11 +11,11 @@ One face per inference, as the robot sees them: held-out-style
 CK+ crops from shared/data when present (read at run time, never stored), else smooth
 synthetic crops (said so in the output).
 
-Power follows what actually ran. On the profile's accelerator: the profile's
-``power.*`` (a sensor if readable, else its published model). On a CPU -- a declared
-fallback, or a CPU profile run on a different host -- the model of *this* host (detected,
-or ``--host-model``), since e.g. the Raspberry Pi's power times this machine's latency
-would describe nothing. A CPU fallback of one accelerator onto another has no model.
+Power follows what actually ran, chosen by the same function as the inference node
+(``fer_ros.power.power_source_for_backend``): on the profile's accelerator its sensor or
+published model; on a CPU (a declared fallback, or a CPU profile on another computer) a
+sensor of this host, else the model of this host's board, else no figure -- the
+Raspberry Pi's power times this machine's latency would describe nothing.
 """
 
 from __future__ import annotations
@@ -45,13 +45,9 @@ from fer_ros.core.preprocessing import preprocess_crops  # noqa: E402
 from fer_ros.core.profiles import EDGE_PROFILES, profile_path  # noqa: E402
 from fer_ros.nodes.inference_settings import profile_parameters, settings_from_parameters  # noqa: E402
 from fer_ros.power import (  # noqa: E402
-    PowerConfig,
-    PowerSource,
-    UnavailablePowerSource,
-    from_config,
-    is_cpu_device,
     power_source_for_backend,
 )
+from fer_ros.power.host import host_power_model  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ck_plus_48_dev.npz"
 
@@ -73,19 +69,6 @@ class Row:
     note: str = ""
 
 
-def host_power_model() -> str:
-    """Power model of this machine's CPU: Raspberry Pi 4, Jetson Nano, or generic x86."""
-    tree = Path("/proc/device-tree/model")
-    model = tree.read_text(errors="ignore") if tree.is_file() else ""
-    if "Raspberry Pi 4" in model:
-        return "rpi4"
-    if "Jetson Nano" in model:
-        return "jetson_nano_10w"  # nvpmodel's default mode (MAXN); pass --host-model for 5W
-    if platform.machine().lower() in ("x86_64", "amd64"):
-        return "x86_cpu"
-    return ""
-
-
 def load_parameters(profile: str) -> tuple[dict[str, Any], str]:
     """A profile's inference parameters, read as the node reads them (config/ only)."""
     path = profile_path(profile)
@@ -101,14 +84,6 @@ def face_crops(card: ModelCard, count: int) -> tuple[np.ndarray, str]:
     coarse = rng.integers(0, 256, (count, 6, 6), dtype=np.uint8)
     images = np.kron(coarse, np.ones((8, 8), np.uint8))
     return preprocess_crops(images, card.preprocessing, card.canny), "synthetic crops"
-
-
-def power_for(config: PowerConfig, backend: Any, host_model: str) -> PowerSource:
-    if config.source == "none" or not is_cpu_device(backend.device):
-        return power_source_for_backend(config, backend.fallback, backend.device)
-    if not host_model:
-        return UnavailablePowerSource("ran on this host's CPU, whose power model is unknown")
-    return from_config(replace(config, model=host_model, fallback_model="", sensor="auto"))
 
 
 def run_profile(profile: str, args: argparse.Namespace) -> tuple[Row, str]:
@@ -129,7 +104,7 @@ def run_profile(profile: str, args: argparse.Namespace) -> tuple[Row, str]:
         backend.close()
         row.note = "not a CNN backend"
         return row, origin
-    power = power_for(power_config, backend, args.host_model)
+    power = power_source_for_backend(power_config, backend.fallback, backend.device)
     crops, row.note = face_crops(settings.card, 256)
     row.note = "; ".join(filter(None, (row.note, capped)))
     try:
@@ -211,11 +186,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--profiles", default=",".join(EDGE_PROFILES))
     parser.add_argument("-n", type=int, default=300, help="timed inferences per profile")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument(
-        "--host-model",
-        default=host_power_model(),
-        help="power model of this host's CPU (default: detected)",
-    )
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args(argv)
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())  # others share this machine
@@ -226,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(row)
     print(
         f"host: {platform.machine()}, {os.cpu_count()} cores, load average {load} at start; "
-        f"CPU power model {args.host_model or 'unknown'}; {args.n} inferences of one face\n"
+        f"CPU power model {host_power_model() or 'none'}; {args.n} inferences of one face\n"
     )
     print_table(rows)
     if args.json:

@@ -286,3 +286,32 @@ def test_an_illegal_parameter_is_refused_at_run_time(ros):
     (result,) = node.set_parameters([Parameter("backend", value="litert")])
     assert result.successful
     node.destroy_node()
+
+
+def test_diagnostics_report_the_lifecycle_state_as_it_is(ros):
+    node = make_node(ros, InferenceNode)
+    probe = Probe(ros)
+
+    def state_is(state: str) -> bool:
+        latest = probe.diagnostics_of("inference")[-1:]
+        return any(kv.key == "state" and kv.value == state for s in latest for kv in s.values)
+
+    assert wait_for(lambda: state_is("unconfigured"), 5)
+    assert probe.saw_diagnostic("inference", "unconfigured", WARN)
+    assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
+    assert wait_for(lambda: state_is("inactive"), 5)
+    assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
+    assert wait_for(lambda: state_is("active"), 5)
+    node.release()
+
+
+def test_camera_without_its_device_configures_and_reports_no_device(ros):
+    camera = make_node(ros, CameraNode, source="/dev/video97", reconnect_period_s=0.2)
+    probe = Probe(ros)
+    start(camera)  # a robot's camera may be plugged in later: the graph still comes up
+    assert wait_for(lambda: probe.saw_diagnostic("camera", "no device", ERROR), 5)
+    stream = [
+        kv.value for s in probe.diagnostics_of("camera") for kv in s.values if kv.key == "stream"
+    ]
+    assert stream and stream[-1] == "no device"
+    camera.release()

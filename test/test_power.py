@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -21,7 +22,6 @@ from fer_ros.power import (
     power_source_for_backend,
 )
 from fer_ros.power import rapl as rapl_module
-from fer_ros.power.sampled import SampledPowerSource
 
 
 class FakeClock:
@@ -253,14 +253,39 @@ def test_model_name_as_source_and_config_validation():
         power_source_for("model")
 
 
-def test_fallback_uses_the_host_model(tmp_path: Path):
+def board(root: Path, name: str) -> Path:
+    path = root / "firmware" / "devicetree" / "base" / "model"
+    path.parent.mkdir(parents=True)
+    path.write_text(name + "\x00")
+    return root
+
+
+def test_fallback_uses_the_host_model_only_on_that_host(tmp_path: Path):
+    pi = board(tmp_path / "pi", "Raspberry Pi 4 Model B Rev 1.4")
     config = PowerConfig(
-        source="auto", model="coral_usb", fallback_model="rpi4", sysfs_root=str(tmp_path)
+        source="auto", model="coral_usb", fallback_model="rpi4", sysfs_root=str(pi)
     )
     assert "coral_usb" in power_source_for_backend(config, fallback=False).description
     assert "rpi4" in power_source_for_backend(config, fallback=True).description
-    bare = PowerConfig(model="coral_usb", sysfs_root=str(tmp_path / "no_sensors"))
-    assert power_source_for_backend(bare, fallback=True).kind is FigureSource.UNAVAILABLE
+    # The same profile on a PC: the Pi's model must not describe the PC's CPU.
+    pc = replace(config, sysfs_root=str(tmp_path / "pc"))
+    figure = power_source_for_backend(pc, fallback=True, device="cpu")
+    assert figure.kind is FigureSource.UNAVAILABLE
+    assert "power.fallback_model" in figure.description and "power.model" not in figure.description
+
+
+def test_a_cpu_profile_gets_its_board_model_only_on_its_board(tmp_path: Path):
+    rpi = PowerConfig(model="rpi4", sysfs_root=str(board(tmp_path / "pi", "Raspberry Pi 4 B")))
+    assert power_source_for_backend(rpi, fallback=False, device="cpu").kind is (
+        FigureSource.MODELLED
+    )
+    elsewhere = replace(rpi, sysfs_root=str(tmp_path / "pc"))
+    assert power_source_for_backend(elsewhere, fallback=False, device="cpu").kind is (
+        FigureSource.UNAVAILABLE
+    )
+    jetson = PowerConfig(model="jetson_nano_10w", fallback_model="jetson_nano_10w")
+    on_pc = power_source_for_backend(replace(jetson, sysfs_root=str(tmp_path / "pc")), True, "cpu")
+    assert on_pc.kind is FigureSource.UNAVAILABLE  # not the Jetson's 10 W for this PC's CPU
 
 
 def test_fallback_measures_the_host_when_it_has_a_sensor(tmp_path: Path):
@@ -269,19 +294,6 @@ def test_fallback_measures_the_host_when_it_has_a_sensor(tmp_path: Path):
     # The stick's model must not describe the host; the host's own RAPL counter does.
     assert power_source_for_backend(config, fallback=True).kind is FigureSource.MEASURED
     assert power_source_for_backend(config, fallback=False).kind is FigureSource.MODELLED
-
-
-# --- sampling ---------------------------------------------------------------------------------
-class CountingSource(SampledPowerSource):
-    """A 2 W rail that counts its reads."""
-
-    def __init__(self) -> None:
-        super().__init__(cumulative=False, description="test rail")
-        self.reads = 0
-
-    def _read(self) -> float:
-        self.reads += 1
-        return 2.0
 
 
 def test_fallback_onto_another_accelerator_has_no_model(tmp_path: Path):

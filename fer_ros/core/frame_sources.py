@@ -33,7 +33,12 @@ class FrameSource(Protocol):
 
 
 class CaptureSource:
-    """cv2.VideoCapture over a device index, a /dev/video path or a video file."""
+    """cv2.VideoCapture over a device index, a /dev/video path or a video file.
+
+    A video file that cannot be opened is an error. A device that is absent is not: a
+    robot's camera may be plugged in later, so the source stays closed (``opened``
+    False, ``read`` None) and the camera node reopens it periodically.
+    """
 
     def __init__(self, target: int | str, is_live: bool) -> None:
         self.description = f"device {target}" if is_live else f"video {target}"
@@ -41,13 +46,19 @@ class CaptureSource:
         self._target = target
         backend = cv2.CAP_V4L2 if is_live else cv2.CAP_ANY
         self._capture = cv2.VideoCapture(target, backend)
-        if not self._capture.isOpened():
+        if not self._capture.isOpened() and not is_live:
             raise SourceError(f"cannot open {self.description}")
         if is_live:  # keep no backlog: a queued frame would be stamped late
             self._capture.set(cv2.CAP_PROP_BUFFERSIZE, 1)
         self.native_fps = float(self._capture.get(cv2.CAP_PROP_FPS) or 0.0)
 
+    @property
+    def opened(self) -> bool:
+        return bool(self._capture.isOpened())
+
     def read(self) -> np.ndarray | None:
+        if not self._capture.isOpened():
+            return None
         ok, frame = self._capture.read()
         return frame if ok and frame is not None and frame.size else None
 

@@ -65,6 +65,7 @@ PARAMETERS = (
         maximum=60.0,
     ),
 )
+OPENCV_LOG_ERROR = 2  # cv2.utils.logging.LOG_LEVEL_ERROR, which not every build exposes
 FALLBACK_FPS = 30.0  # when neither the parameter nor the source gives a rate
 MAX_FPS = 240.0  # the fps parameter's upper bound; a source's own claim is clamped to it
 
@@ -94,13 +95,22 @@ class CameraNode(PipelineNode):
         fps = self.config.fps or min(self._source.native_fps, MAX_FPS) or FALLBACK_FPS
         self._period_s = 1.0 / fps
         self.get_logger().info(f"source: {self._source.description} at {fps:.1f} Hz")
+        if self._source.is_live:
+            # The reopen loop would print OpenCV's own warning every period.
+            cv2.setLogLevel(OPENCV_LOG_ERROR)
+            if not getattr(self._source, "opened", True):
+                self.stream = StreamState.NO_DEVICE
+                self.get_logger().warning(
+                    f"{self._source.description} is absent; opening it when it appears"
+                )
 
     @property
     def end_of_stream(self) -> bool:
         return self.stream is StreamState.END_OF_STREAM
 
     def start(self) -> None:
-        self.stream = StreamState.STREAMING
+        if self.stream is not StreamState.NO_DEVICE:
+            self.stream = StreamState.STREAMING
         self._timer = self.create_timer(self._period_s, self._tick, callback_group=self._group)
 
     def stop(self) -> None:
@@ -133,7 +143,11 @@ class CameraNode(PipelineNode):
     def _handle_missing_frame(self, source: FrameSource) -> None:
         if source.is_live:
             self.stream = StreamState.NO_DEVICE
-            self.report("source", ERROR, f"{source.description} delivers no frames; retrying")
+            period = self.config.reconnect_period_s
+            self.report(
+                "source", ERROR, f"no device: {source.description} delivers no frames; "
+                f"reopening every {period:g} s",
+            )
             now = time.monotonic()
             if isinstance(source, CaptureSource) and now >= self._next_reconnect:
                 self._next_reconnect = now + self.config.reconnect_period_s

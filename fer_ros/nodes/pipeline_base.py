@@ -63,6 +63,7 @@ class PipelineNode(LifecycleNode):
         super().__init__(node_name, **kwargs)
         declare_parameters(self, self.parameters)
         self.config: Any = None  # config_type once configured; attributes per parameter
+        self.lifecycle_state = "unconfigured"  # as the lifecycle reports it, for diagnostics
         self.active = False
         self._problems: dict[str, tuple[bytes, str]] = {}
         self._problems_lock = threading.Lock()
@@ -113,6 +114,7 @@ class PipelineNode(LifecycleNode):
             self._guarded("cleanup after the failed configure", self.unload)
             return TransitionCallbackReturn.FAILURE
         self.clear("configure")
+        self.lifecycle_state = "inactive"
         self.get_logger().info("configured")
         return super().on_configure(state)
 
@@ -123,6 +125,7 @@ class PipelineNode(LifecycleNode):
             super().on_deactivate(state)
             return TransitionCallbackReturn.FAILURE
         self.active = True
+        self.lifecycle_state = "active"
         self.get_logger().info("active")
         return result
 
@@ -130,6 +133,7 @@ class PipelineNode(LifecycleNode):
         self.active = False
         self._stop_input()
         ok = self._guarded("deactivate", self.stop)
+        self.lifecycle_state = "inactive"
         self.get_logger().info("inactive")
         result = super().on_deactivate(state)
         return result if ok else TransitionCallbackReturn.FAILURE
@@ -137,15 +141,18 @@ class PipelineNode(LifecycleNode):
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         if not self._guarded("cleanup", self.unload):
             return TransitionCallbackReturn.FAILURE
+        self.lifecycle_state = "unconfigured"
         return super().on_cleanup(state)
 
     def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
         self.release()
+        self.lifecycle_state = "finalized"
         return super().on_shutdown(state)
 
     def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
         # A transition raised: free everything so that "unconfigured" really is.
         self.release()
+        self.lifecycle_state = "unconfigured"
         return super().on_error(state)
 
     def release(self) -> None:
@@ -240,10 +247,10 @@ class PipelineNode(LifecycleNode):
             status.level = max(level for level, _ in problems)
             status.message = "; ".join(message for _, message in problems)
         elif not self.active:
-            status.level, status.message = WARN, "inactive"
+            status.level, status.message = WARN, self.lifecycle_state
         else:
             status.level, status.message = OK, "running"
-        values = {"state": "active" if self.active else "inactive"}
+        values = {"state": self.lifecycle_state}
         if self._input_subscription is not None or self.inputs.received:
             values.update(
                 inputs_received=str(self.inputs.received),

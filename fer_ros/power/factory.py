@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fer_ros.power.base import PowerSource, PowerUnavailable, UnavailablePowerSource
+from fer_ros.power.host import host_power_model
 from fer_ros.power.jetson import Ina3221PowerSource
 from fer_ros.power.modelled import POWER_MODELS, ModelledPowerSource
 from fer_ros.power.rapl import RaplPowerSource
@@ -58,30 +59,44 @@ def power_source_for(name: str = "auto", **kwargs: Any) -> PowerSource:
 
 
 def power_source_for_backend(config: PowerConfig, fallback: bool, device: str = "") -> PowerSource:
-    """The source for what actually ran.
+    """The source for what actually ran, on the computer it ran on.
 
-    Without a fallback that is the profile's device. A declared CPU fallback uses the
-    host's sensors, else ``fallback_model`` if the profile names one, else gives no figure;
-    a fallback onto another accelerator
-    (``device``, e.g. an NPU standing in for an NCS2) has no model, so no figure.
+    An accelerator run (no fallback, not a CPU) uses the profile's sensor or model. A CPU
+    run uses the host's sensors when readable, else a model of this host: the profile's
+    ``power.model`` (a CPU profile such as rpi) or ``power.fallback_model`` (a declared
+    fallback) only when that model describes this computer, otherwise this board's own
+    model, otherwise no figure. A fallback onto another accelerator (``device``, e.g. an
+    NPU standing in for an NCS2) has no model, so no figure.
     """
-    if not fallback:
+    on_cpu = fallback or (bool(device) and is_cpu_device(device))
+    if not on_cpu:
         return from_config(config)
-    if device and not is_cpu_device(device):
+    if fallback and device and not is_cpu_device(device):
         return UnavailablePowerSource(
             f"ran on {device} in place of the profile's device; no power model covers it"
         )
-    # The accelerator's sensors and model do not cover the host CPU: measure the host
-    # when a sensor is readable, else model it if the profile names the host's model.
-    return from_config(
-        PowerConfig(
-            source=config.source,
-            model=config.fallback_model,
-            sensor="auto",
-            domains=config.domains,
-            sysfs_root=config.sysfs_root,
+    parameter = "power.fallback_model" if fallback else "power.model"
+    wanted = config.fallback_model if fallback else config.model
+    model = host_power_model(config.sysfs_root, prefer=wanted)
+    if wanted and model != wanted:
+        _log.info(
+            "power: %s=%s does not describe this computer; %s",
+            parameter,
+            wanted,
+            f"using its own model {model}" if model else "no model of it",
         )
+    # The accelerator's sensors do not cover the host CPU: measure the host with any
+    # readable sensor, else model it.
+    host = PowerConfig(
+        source=config.source,
+        model=model,
+        sensor="auto" if fallback else config.sensor,
+        rails=config.rails,
+        domains=config.domains,
+        active_w=None if fallback else config.active_w,
+        sysfs_root=config.sysfs_root,
     )
+    return from_config(host, model_parameter=parameter)
 
 
 def is_cpu_device(device: str) -> bool:
@@ -89,12 +104,13 @@ def is_cpu_device(device: str) -> bool:
     return device.strip().upper().startswith("CPU")
 
 
-def from_config(config: PowerConfig) -> PowerSource:
-    """The source a :class:`PowerConfig` asks for (see :func:`power_source_for`)."""
+def from_config(config: PowerConfig, model_parameter: str = "power.model") -> PowerSource:
+    """The source a :class:`PowerConfig` asks for (see :func:`power_source_for`);
+    ``model_parameter`` is the parameter that named ``config.model``, for messages."""
     if config.source == "none":
         return UnavailablePowerSource("power figures disabled by the profile (power.source none)")
     if config.source == "model":
-        return _modelled(config)
+        return _modelled(config, model_parameter)
     sensors = _sensors_to_try(config)
     reasons = []
     for sensor in sensors:
@@ -112,7 +128,9 @@ def from_config(config: PowerConfig) -> PowerSource:
         source = _modelled(config)
         _log.info("power: no readable sensor (%s); %s", why, source.description)
         return source
-    return UnavailablePowerSource(f"no readable sensor and no power.model ({why})")
+    return UnavailablePowerSource(
+        f"no readable sensor and no {model_parameter} for this computer ({why})"
+    )
 
 
 def _sensors_to_try(config: PowerConfig) -> tuple[str, ...]:
@@ -129,7 +147,7 @@ def _measured(sensor: str, config: PowerConfig) -> PowerSource:
     return RaplPowerSource(config.sysfs_root, domains=config.domains)
 
 
-def _modelled(config: PowerConfig) -> PowerSource:
+def _modelled(config: PowerConfig, model_parameter: str = "power.model") -> PowerSource:
     if not config.model:
-        raise ValueError("power.source model needs power.model")
+        raise ValueError(f"power.source model needs {model_parameter}")
     return ModelledPowerSource(config.model, active_w=config.active_w)

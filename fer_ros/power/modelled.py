@@ -24,6 +24,10 @@ class DevicePowerModel:
     idle_w: float | None  # None: no published figure found; not used in energy
     idle_source: str
     sensors: tuple[str, ...] = ()  # measured sources that cover this device, if present
+    # A model of a computer's own CPU (not of a USB or PCIe accelerator) describes a run on
+    # the CPU only on that computer: the device-tree model text that identifies the board,
+    # or "x86" for the generic x86 package. Empty for accelerators.
+    host: str = ""
 
 
 POWER_MODELS: dict[str, DevicePowerModel] = {
@@ -62,6 +66,7 @@ POWER_MODELS: dict[str, DevicePowerModel] = {
             idle_w=None,
             idle_source="no published idle figure found",
             sensors=("ina3221",),
+            host="Jetson Nano",
         ),
         DevicePowerModel(
             key="jetson_nano_10w",
@@ -73,6 +78,7 @@ POWER_MODELS: dict[str, DevicePowerModel] = {
             idle_w=None,
             idle_source="no published idle figure found",
             sensors=("ina3221",),
+            host="Jetson Nano",
         ),
         DevicePowerModel(
             key="rpi4",
@@ -84,6 +90,7 @@ POWER_MODELS: dict[str, DevicePowerModel] = {
             active_source="linuxhint Pi 4B table: 1280 mA x 5 V at 400 % CPU (measured)",
             idle_w=2.9,
             idle_source="linuxhint Pi 4B table: 575 mA x 5 V idle (measured)",
+            host="Raspberry Pi 4",
         ),
         DevicePowerModel(
             key="x86_cpu",
@@ -95,6 +102,7 @@ POWER_MODELS: dict[str, DevicePowerModel] = {
             idle_w=None,
             idle_source="ASSUMPTION: not modelled",
             sensors=("rapl",),
+            host="x86",
         ),
     )
 }
