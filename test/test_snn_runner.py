@@ -35,13 +35,14 @@ def trains(params):
 
 @pytest.fixture(scope="module")
 def runner(params):
-    r = SnnRunner(params, target="sim")
+    # nengo-loihi's stepping emulator (the layered one has tests of its own)
+    r = SnnRunner(params, target="sim", emulator="nengo")
     yield r
     r.close()
 
 
 def test_fast_spike_delivery_is_bit_identical_to_nengo_loihi(params, trains, runner):
-    stock = SnnRunner(params, target="sim", fast=False)
+    stock = SnnRunner(params, target="sim", fast=False, emulator="nengo")
     try:
         assert runner.fast and not stock.fast
         for train in trains:
@@ -60,7 +61,7 @@ def test_state_reset_makes_presentations_independent(params, trains, runner):
     for x, y in zip(first.layer_counts, again.layer_counts, strict=True):
         np.testing.assert_array_equal(x, y)
     np.testing.assert_array_equal(first.output_voltage, again.output_voltage)
-    fresh = SnnRunner(params, target="sim")
+    fresh = SnnRunner(params, target="sim", emulator="nengo")
     try:
         np.testing.assert_array_equal(fresh.run(trains[0]).output_voltage, first.output_voltage)
     finally:

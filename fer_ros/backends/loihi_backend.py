@@ -90,7 +90,19 @@ class LoihiBackend:
             minimum=0.0,
             maximum=1e6,
         ),
-        Param("fast_emulator", True, "Vectorised, bit-identical emulator spike delivery"),
+        Param(
+            "emulator",
+            "fast",
+            "fast: all faces of a frame layer by layer over all timesteps, bit-identical to "
+            "nengo-loihi's emulator (a network it cannot mirror steps nengo-loihi instead, "
+            "with the reason logged); nengo: step nengo-loihi's emulator",
+            choices=("fast", "nengo"),
+        ),
+        Param(
+            "fast_emulator",
+            True,
+            "When stepping nengo-loihi's emulator: vectorised, bit-identical spike delivery",
+        ),
     )
 
     def __init__(self, settings: BackendSettings) -> None:
@@ -149,6 +161,7 @@ class LoihiBackend:
             reset=str(opts.get("reset", "auto")),
             settle_steps=int(opts.get("settle_steps", 10)),
             fast=bool(opts.get("fast_emulator", True)),
+            emulator=str(opts.get("emulator", "fast")),
         )
         self._counter = ActivityCounter(params)
         step_us = float(opts.get("step_time_us", 0.0) or 0.0)
@@ -158,9 +171,10 @@ class LoihiBackend:
         )
         self._meter = NxsdkEnergyMeter(self._runner.sim) if target == "loihi" else None
         log.info(
-            "loihi backend: %s on %s, %d cores, %d steps/face, reset %s",
+            "loihi backend: %s on %s (%s emulator), %d cores, %d steps/face, reset %s",
             params.model_id,
             self.device,
+            self._runner.emulator if target == "sim" else "no",
             params.n_cores,
             self.timesteps,
             self._runner.reset_mode,
@@ -207,23 +221,18 @@ class LoihiBackend:
             )
         scores = np.zeros((len(batch), self.params.n_classes), np.float32)
         activities = []
-        measured = [0.0, 0.0]
-        for i, spikes in enumerate(batch):
-            shown = self._runner.run(spikes)
+        # All faces of the frame at once: one layer-wise pass on the fast emulator.
+        for i, shown in enumerate(self._runner.run_batch(batch) if len(batch) else []):
             readout = np.maximum(shown.readout(), 0.0)
             total = readout.sum()
             scores[i] = readout / total if total > 0 else 1.0 / len(readout)
             activities.append(
                 self._counter.count(shown.input_counts, shown.layer_counts, shown.timesteps)
             )
-            if self._meter is not None:
-                joules, seconds = self._meter.delta()
-                measured[0] += joules
-                measured[1] += seconds
         energy: EnergyFigure | None = None
         if len(batch):
             energy = (
-                self._meter.figure(*measured)
+                self._meter.figure(*self._meter.delta())
                 if self._meter is not None
                 else self._model.figure(activities)
             )
