@@ -43,6 +43,7 @@ setup(
             *(f"{node} = {PACKAGE}.nodes.{node}:main" for node in NODES),
             f"fer_ros_bringup = {PACKAGE}.bringup.main:main",
             f"fer_ros_replay = {PACKAGE}.bringup.bags:replay_main",
+            f"fer_ros_lifecycle_manager = {PACKAGE}.bringup.lifecycle_manager:main",
             # training, search and export need the [train] extra
             f"fer_ros_train = {PACKAGE}.training.train:main",
             f"fer_ros_search = {PACKAGE}.training.search:main",

@@ -1,8 +1,10 @@
 """Camera -> face detection -> CNN on an edge AI accelerator.
 
     ros2 launch fer_ros edge.launch.py accelerator:=coral|ncs2|jetson|rpi|cpu [source:=0]
+        [profile:=my.yaml] [namespace:=robot] [loop:=...] [use_sim_time:=...] [log_level:=...]
 
-The graph and its parameters come from config/<accelerator>.yaml.
+The graph and its parameters come from config/<accelerator>.yaml, or from ``profile``
+(a name or a YAML path) when it is given.
 """
 
 from launch import LaunchDescription
@@ -17,6 +19,6 @@ def generate_launch_description() -> LaunchDescription:
         "accelerator",
         default_value="cpu",
         choices=list(EDGE_PROFILES),
-        description="Edge accelerator profile to run",
+        description="Edge accelerator profile to run (profile:= overrides it)",
     )
-    return pipeline_launch_description(profile_argument=accelerator)
+    return pipeline_launch_description({}, extra_arguments=[accelerator])

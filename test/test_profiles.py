@@ -72,7 +72,11 @@ def test_launch_files_build_their_description(launch_file):
     spec.loader.exec_module(module)
     description = module.generate_launch_description()
     names = {a.name for a in description.get_launch_arguments()}
-    assert {"source", "namespace"} <= names
+    assert {"profile", "source", "namespace", "loop", "use_sim_time", "log_level"} <= names
+    executables = {getattr(e, "node_executable", None) for e in description.entities}
+    assert {n.executable for n in NODE_TYPES.values()} | {"fer_ros_lifecycle_manager"} <= (
+        executables
+    )
 
 
 def test_readme_parameter_tables_match_the_nodes():
@@ -180,3 +184,28 @@ def test_the_graph_plan_of_every_profile(profile):
     assert configure_order(plan)[0] == "/robot/camera"
     assert activate_order(plan)[-1] == "/robot/camera"
     assert "camera" not in [n.name for n in graph_plan(profile, source="none")]
+
+
+def test_bringup_offers_the_launch_files_graph_options():
+    from fer_ros.bringup.graph_plan import GRAPH_OPTIONS
+    from fer_ros.bringup.main import parse_args
+
+    args = parse_args(
+        ["cpu", "--source", "0", "--namespace", "robot", "--loop", "--use-sim-time",
+         "--log-level", "warn"]
+    )  # fmt: skip
+    assert {o.name for o in GRAPH_OPTIONS} <= set(vars(args))
+    assert (args.profile, args.source, args.loop, args.use_sim_time, args.log_level) == (
+        "cpu", "0", True, True, "warn"
+    )  # fmt: skip
+
+
+def test_graph_options_reach_every_planned_node():
+    from fer_ros.bringup.graph_plan import graph_plan
+
+    plan = graph_plan("loihi", source="demo", loop=True, use_sim_time=True, log_level="warn")
+    camera = plan[0]
+    assert camera.overrides == {"source": "demo", "loop": True, "use_sim_time": True}
+    assert all(n.overrides["use_sim_time"] is True and n.log_level == "warn" for n in plan)
+    with pytest.raises(ValueError, match="log level"):
+        graph_plan("cpu", log_level="loud")

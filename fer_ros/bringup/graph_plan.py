@@ -15,6 +15,51 @@ from typing import Any
 
 from fer_ros.core.profiles import NODE_TYPES, graph_nodes, parameter_files, profile_path
 
+LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
+
+
+@dataclass(frozen=True)
+class GraphOption:
+    """One option of a whole graph: a launch argument and a fer_ros_bringup flag alike."""
+
+    name: str
+    help: str
+    launch_default: str  # launch arguments are text
+    choices: tuple[str, ...] = ()
+
+
+# The options both launch files and fer_ros_bringup offer; their help texts come from here.
+GRAPH_OPTIONS = (
+    GraphOption(
+        "profile",
+        "accelerator profile: a name in config/ or a profile YAML of your own",
+        "",
+    ),
+    GraphOption(
+        "source",
+        "camera source overriding the profile's: device index, /dev/videoN, video file, "
+        "image folder or 'demo' (empty keeps the profile's); 'none' starts no camera "
+        "(frames from fer_ros_replay or another driver)",
+        "",
+    ),
+    GraphOption("namespace", "namespace of every node and topic of the graph", ""),
+    GraphOption(
+        "loop",
+        "restart a video file or image folder at its end (launch: true, so a launched "
+        "demo keeps running; fer_ros_bringup: off, the run ends with the video)",
+        "true",
+        ("true", "false"),
+    ),
+    GraphOption(
+        "use_sim_time",
+        "run every node on /clock (replaying a bag with fer_ros_replay --clock), so "
+        "end-to-end latency is measured against the bag's time",
+        "false",
+        ("true", "false"),
+    ),
+    GraphOption("log_level", "log level of every node", "info", LOG_LEVELS),
+)
+
 
 @dataclass(frozen=True)
 class NodePlan:
@@ -25,6 +70,7 @@ class NodePlan:
     namespace: str  # "" or "/robot"
     parameter_files: tuple[Path, ...]  # common first, then the profile (which wins)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # parameter values
+    log_level: str = ""  # "" keeps ROS's default (info)
 
     @property
     def fqn(self) -> str:
@@ -38,16 +84,27 @@ def normalise_namespace(namespace: str) -> str:
 
 
 def graph_plan(
-    profile: str | Path, source: str | None = None, namespace: str = ""
+    profile: str | Path,
+    source: str | None = None,
+    namespace: str = "",
+    loop: bool | None = None,
+    use_sim_time: bool = False,
+    log_level: str = "",
 ) -> list[NodePlan]:
     """The nodes of ``profile`` (a name or a YAML path) in graph order. ``source``
-    overrides the camera's (``none`` starts no camera)."""
+    overrides the camera's (``none`` starts no camera), ``loop`` its looping (None keeps
+    the profile's); ``use_sim_time`` and ``log_level`` apply to every node."""
+    if log_level and log_level not in LOG_LEVELS:
+        raise ValueError(f"log level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     path = profile_path(str(profile))
     files = tuple(parameter_files(path))
     plans = []
     for name in graph_nodes(path, source):
         node_type = NODE_TYPES[name]
-        overrides = {"source": source} if source and name == "camera" else {}
+        overrides: dict[str, Any] = {"use_sim_time": True} if use_sim_time else {}
+        if name == "camera":
+            overrides |= {"source": source} if source else {}
+            overrides |= {"loop": loop} if loop is not None else {}
         plans.append(
             NodePlan(
                 name=name,
@@ -57,6 +114,7 @@ def graph_plan(
                 namespace=normalise_namespace(namespace),
                 parameter_files=files,
                 overrides=overrides,
+                log_level=log_level,
             )
         )
     return plans

@@ -1,45 +1,95 @@
 """Launch descriptions for the profiles; used by launch/loihi.launch.py and edge.launch.py.
 
-Needs the ``launch`` and ``launch_ros`` libraries (a ROS 2 install). The graph comes from
-the profile YAML via :mod:`fer_ros.core.profiles`, exactly as for ``fer_ros_bringup``. Each
-node is a lifecycle node: launch configures the nodes one after another in graph order,
-then activates them in reverse order (the camera last), as ``fer_ros_bringup`` does.
+Needs the ``launch`` and ``launch_ros`` libraries (a ROS 2 install). Every action is built
+when the description is, so ``ros2 launch -p`` shows the nodes, their parameter files and
+remappings; what depends on the arguments (which profile, which nodes it has, the camera
+source) is a substitution resolved through :mod:`.graph_plan` at launch time, exactly as
+``fer_ros_bringup`` plans its graph. Each pipeline node is a lifecycle node respawned by
+launch if its process dies; ``fer_ros_lifecycle_manager`` configures them in graph order,
+activates them in reverse, and brings a respawned node back to active.
 """
 
 from __future__ import annotations
 
-from launch import LaunchContext, LaunchDescription
-from launch.actions import (
-    DeclareLaunchArgument,
-    EmitEvent,
-    OpaqueFunction,
-    RegisterEventHandler,
-    SetEnvironmentVariable,
-)
-from launch.events import matches_action
-from launch.substitutions import EnvironmentVariable, LaunchConfiguration
-from launch_ros.actions import LifecycleNode
-from launch_ros.event_handlers import OnStateTransition
-from launch_ros.events.lifecycle import ChangeState
-from launch_ros.parameter_descriptions import ParameterValue
-from lifecycle_msgs.msg import Transition
+from collections.abc import Sequence
 
-from fer_ros.bringup.graph_plan import graph_plan
-from fer_ros.core.profiles import NO_CAMERA, fastdds_profile
+from launch import LaunchContext, LaunchDescription, Substitution
+from launch.actions import DeclareLaunchArgument, SetEnvironmentVariable
+from launch.conditions import IfCondition
+from launch.substitutions import EnvironmentVariable, LaunchConfiguration
+from launch_ros.actions import LifecycleNode, Node
+from launch_ros.parameter_descriptions import ParameterValue
+
+from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, graph_plan
+from fer_ros.core.paths import config_dir
+from fer_ros.core.profiles import (
+    COMMON_PROFILE,
+    NODE_TYPES,
+    fastdds_profile,
+    profile_parameters,
+    profile_path,
+)
 
 PACKAGE = "fer_ros"
+MANAGER = "fer_ros_lifecycle_manager"
+RESPAWN_DELAY_S = 1.0  # a crashed stage restarts after this; the manager then reactivates it
 
 
-def common_arguments() -> list:
+class _Graph(Substitution):
+    """A fact about the graph the launch arguments select, resolved at launch time."""
+
+    def __init__(self, fact: str, profile_arguments: Sequence[str], node: str = "") -> None:
+        super().__init__()
+        self._fact, self._node, self._profile_arguments = fact, node, tuple(profile_arguments)
+
+    def describe(self) -> str:
+        arguments = " or ".join(f"$({a})" for a in self._profile_arguments)
+        return f"fer_ros {self._fact} {self._node} of profile {arguments}".replace("  ", " ")
+
+    def perform(self, context: LaunchContext) -> str:
+        values = [LaunchConfiguration(a).perform(context) for a in self._profile_arguments]
+        profile = next((v for v in values if v), "")
+        if self._fact == "profile_file":
+            return str(profile_path(profile))
+        source = LaunchConfiguration("source").perform(context)
+        if self._fact == "camera_source":
+            return source or str(profile_parameters(profile_path(profile), "camera")["source"])
+        names = [node.name for node in graph_plan(profile, source or None)]
+        if self._fact == "has":
+            return "true" if self._node in names else "false"
+        return "[" + ", ".join(names) + "]"  # "nodes": a YAML list for a string array
+
+
+def graph_arguments(defaults: dict[str, str]) -> list[DeclareLaunchArgument]:
+    """The graph options (the same as fer_ros_bringup's), with this file's defaults."""
     return [
         DeclareLaunchArgument(
-            "source",
-            default_value="",
-            description="Camera source overriding the profile's: device index, /dev/videoN, "
-            f"video file, image folder or 'demo' (empty keeps the profile's); '{NO_CAMERA}' "
-            "starts no camera (frames from a bag replay or another driver)",
-        ),
-        DeclareLaunchArgument("namespace", default_value="", description="Namespace of the graph"),
+            o.name,
+            default_value=defaults.get(o.name, o.launch_default),
+            description=o.help,
+            **({"choices": list(o.choices)} if o.choices else {}),
+        )
+        for o in GRAPH_OPTIONS
+    ]
+
+
+def pipeline_launch_description(
+    defaults: dict[str, str], extra_arguments: Sequence[DeclareLaunchArgument] = ()
+) -> LaunchDescription:
+    """Every node type a profile can have, each started only when the profile has it.
+
+    ``extra_arguments`` come first and may name the profile too (edge.launch.py's
+    ``accelerator``); a non-empty ``profile`` argument wins over them.
+    """
+    profile_arguments = ["profile", *(a.name for a in extra_arguments)]
+    namespace = LaunchConfiguration("namespace")
+    sim_time = {
+        "use_sim_time": ParameterValue(LaunchConfiguration("use_sim_time"), value_type=bool)
+    }
+    files = [str(config_dir() / COMMON_PROFILE), _Graph("profile_file", profile_arguments)]
+    actions: list = [
+        *extra_arguments,
+        *graph_arguments(defaults),
         # Shared-memory transport for images unless the user chose a Fast DDS profile.
         SetEnvironmentVariable(
             "FASTDDS_DEFAULT_PROFILES_FILE",
@@ -48,78 +98,40 @@ def common_arguments() -> list:
             ),
         ),
     ]
-
-
-def pipeline_launch_description(
-    profile: str = "", profile_argument: DeclareLaunchArgument | None = None
-) -> LaunchDescription:
-    """Nodes of ``profile``, or of the profile named by the launch argument given."""
-    arguments = [profile_argument] if profile_argument else []
-    argument_name = profile_argument.name if profile_argument else None
-    return LaunchDescription(
-        [
-            *arguments,
-            *common_arguments(),
-            OpaqueFunction(function=_graph, args=[argument_name, profile]),
-        ]
-    )
-
-
-def _graph(context: LaunchContext, profile_argument: str | None, profile: str) -> list:
-    name = LaunchConfiguration(profile_argument).perform(context) if profile_argument else profile
-    namespace = LaunchConfiguration("namespace").perform(context)
-    source = LaunchConfiguration("source").perform(context)
-    nodes: list[LifecycleNode] = []
-    for plan in graph_plan(name, source, namespace):
-        parameters: list = [str(file) for file in plan.parameter_files]
-        # Strings stay strings: launch reads values as YAML, and "0" would become an int.
-        parameters += [
-            {k: ParameterValue(v, value_type=str) if isinstance(v, str) else v}
-            for k, v in plan.overrides.items()
-        ]
-        nodes.append(
+    for name, node_type in NODE_TYPES.items():
+        parameters: list = [*files, sim_time]
+        if name == "camera":
+            camera = _Graph("camera_source", profile_arguments)
+            parameters.append(
+                {
+                    # Strings stay strings: launch reads values as YAML ("0" would be an int).
+                    "source": ParameterValue(camera, value_type=str),
+                    "loop": ParameterValue(LaunchConfiguration("loop"), value_type=bool),
+                }
+            )
+        actions.append(
             LifecycleNode(
                 package=PACKAGE,
-                executable=plan.executable,
-                name=plan.name,
-                namespace=plan.namespace,
+                executable=node_type.executable,
+                name=name,
+                namespace=namespace,
                 parameters=parameters,
+                ros_arguments=["--log-level", LaunchConfiguration("log_level")],
+                respawn=True,
+                respawn_delay=RESPAWN_DELAY_S,
                 output="screen",
+                condition=IfCondition(_Graph("has", profile_arguments, name)),
             )
         )
-    # As fer_ros_bringup does (graph_plan.configure_order / activate_order): configure in
-    # graph order, then activate in reverse order. Each
-    # handler fires once: later transitions (ros2 lifecycle set ...) are left to the user.
-    actions: list = [*nodes]
-    for i, node in enumerate(nodes):
-        after_configure = (
-            _change_state(nodes[i + 1], Transition.TRANSITION_CONFIGURE)
-            if i + 1 < len(nodes)
-            else _change_state(node, Transition.TRANSITION_ACTIVATE)
-        )
-        actions.append(_on_transition(node, "configuring", "inactive", after_configure))
-        if i > 0:
-            activate_upstream = _change_state(nodes[i - 1], Transition.TRANSITION_ACTIVATE)
-            actions.append(_on_transition(node, "activating", "active", activate_upstream))
-    actions.append(_change_state(nodes[0], Transition.TRANSITION_CONFIGURE))
-    return actions
-
-
-def _change_state(node: LifecycleNode, transition_id: int) -> EmitEvent:
-    return EmitEvent(
-        event=ChangeState(lifecycle_node_matcher=matches_action(node), transition_id=transition_id)
-    )
-
-
-def _on_transition(
-    node: LifecycleNode, start_state: str, goal_state: str, action: EmitEvent
-) -> RegisterEventHandler:
-    return RegisterEventHandler(
-        OnStateTransition(
-            target_lifecycle_node=node,
-            start_state=start_state,
-            goal_state=goal_state,
-            entities=[action],
-            handle_once=True,
+    nodes = ParameterValue(_Graph("nodes", profile_arguments), value_type=list[str])
+    actions.append(
+        Node(
+            package=PACKAGE,
+            executable=MANAGER,
+            name=MANAGER,
+            namespace=namespace,
+            parameters=[{"nodes": nodes}, sim_time],
+            output="screen",
         )
     )
+    return LaunchDescription(actions)

@@ -1,4 +1,11 @@
-"""Drives the pipeline's lifecycle nodes through their standard lifecycle services."""
+"""Drives the pipeline's lifecycle nodes through their standard lifecycle services.
+
+``fer_ros_bringup`` uses it in-process; launch files start it as ``fer_ros_lifecycle_manager``
+(one node beside the graph, as Nav2's lifecycle manager is): it configures the nodes in
+graph order, activates them in reverse, then supervises them: a node whose process
+died and was respawned (launch's ``respawn``) comes back unconfigured and is brought back
+to active. A node that a user deactivated by hand, and that never went away, is left alone.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +28,7 @@ TRANSITIONS = {
     DEACTIVATE: ("deactivate", State.PRIMARY_STATE_INACTIVE),
 }
 ATTEMPT_S = 5.0  # a request can be lost while discovery settles; ask again after this
+SUPERVISE_TIMEOUT_S = 2.0  # a live node answers get_state in milliseconds
 
 
 class LifecycleError(RuntimeError):
@@ -28,9 +36,18 @@ class LifecycleError(RuntimeError):
 
 
 class LifecycleManager(Node):
-    def __init__(self, node_fqns: list[str], timeout_s: float = 60.0) -> None:
-        super().__init__("fer_ros_lifecycle_manager")
+    def __init__(
+        self, node_fqns: list[str] | None = None, timeout_s: float = 60.0, **kwargs: Any
+    ) -> None:
+        super().__init__("fer_ros_lifecycle_manager", **kwargs)
         self._timeout_s = timeout_s
+        if node_fqns is None:  # the executable: node names relative to its own namespace
+            names = self.declare_parameter("nodes", [""]).value or []
+            namespace = self.get_namespace().rstrip("/")
+            node_fqns = [f"{namespace}/{n}" for n in names if n]
+            if not node_fqns:
+                raise ValueError("parameter nodes names no node to manage")
+        self.node_fqns = list(node_fqns)
         self._change_state = {
             fqn: self.create_client(ChangeState, f"{fqn}/change_state") for fqn in node_fqns
         }
@@ -80,9 +97,33 @@ class LifecycleManager(Node):
                 future = client.call_async(request)
         raise LifecycleError(f"{fqn} failed to {name}; see its log above")
 
-    def _state(self, fqn: str) -> int | None:
+    def supervise(self, stop: threading.Event, period_s: float = 1.0) -> None:
+        """Until ``stop``: a node that stopped answering and came back unconfigured (its
+        process was respawned) is configured and activated again."""
+        lost: set[str] = set()
+        while not stop.wait(period_s):
+            for fqn in self.node_fqns:
+                # A dead process's services vanish from the graph: no need to wait on it.
+                ready = self._get_state[fqn].service_is_ready()
+                state = self._state(fqn, SUPERVISE_TIMEOUT_S) if ready else None
+                if state is None:
+                    if fqn not in lost:
+                        self.get_logger().warning(f"{fqn} does not answer; waiting for it")
+                    lost.add(fqn)
+                elif fqn in lost and state == State.PRIMARY_STATE_UNCONFIGURED:
+                    self.get_logger().info(f"{fqn} is back; configuring and activating it")
+                    try:
+                        self._change(fqn, CONFIGURE)
+                        self._change(fqn, ACTIVATE)
+                        lost.discard(fqn)
+                    except LifecycleError as error:
+                        self.get_logger().error(str(error))
+                elif state == State.PRIMARY_STATE_ACTIVE:
+                    lost.discard(fqn)
+
+    def _state(self, fqn: str, timeout_s: float = ATTEMPT_S) -> int | None:
         """The node's lifecycle state id, or None when it does not answer in time."""
-        state = _call(self._get_state[fqn], GetState.Request(), ATTEMPT_S)
+        state = _call(self._get_state[fqn], GetState.Request(), timeout_s)
         return None if state is None else state.current_state.id
 
 
@@ -100,3 +141,33 @@ def _call(client: Client, request: Any, timeout_s: float) -> Any:
         client.remove_pending_request(future)
         return None
     return future.result()
+
+
+def main(args: list[str] | None = None) -> None:
+    """``fer_ros_lifecycle_manager``: bring the ``nodes`` up, then keep them up."""
+    import rclpy
+    from rclpy.executors import ExternalShutdownException
+
+    from fer_ros.nodes.executors import make_executor, spin_in_background
+
+    rclpy.init(args=args)
+    manager = LifecycleManager()
+    executor = make_executor()
+    executor.add_node(manager)
+    spinner = spin_in_background(executor)
+    stop = threading.Event()
+    try:
+        manager.bring_up()
+        manager.get_logger().info(f"all active: {', '.join(manager.node_fqns)}")
+        manager.supervise(stop)
+    except LifecycleError as error:
+        manager.get_logger().error(str(error))
+        raise SystemExit(1) from error
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        stop.set()
+        executor.shutdown()
+        spinner.join(timeout=5)
+        manager.destroy_node()
+        rclpy.try_shutdown()

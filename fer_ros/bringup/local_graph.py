@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from importlib import import_module
 
+from rclpy.logging import LoggingSeverity
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 
@@ -24,12 +25,15 @@ def create_node(plan: NodePlan) -> PipelineNode:
     """One planned node in this process (unconfigured)."""
     node_class = getattr(import_module(plan.module), plan.class_name)
     files = [arg for file in plan.parameter_files for arg in ("--params-file", str(file))]
-    return node_class(
+    node = node_class(
         plan.name,
         namespace=plan.namespace,
         cli_args=["--ros-args", *files],
         parameter_overrides=[Parameter(k, value=v) for k, v in plan.overrides.items()],
     )
+    if plan.log_level:  # nodes share this process's logging: set each node's own logger
+        node.get_logger().set_level(LoggingSeverity[plan.log_level.upper()])
+    return node
 
 
 class LocalGraph:

@@ -19,29 +19,33 @@ from pathlib import Path
 
 import rclpy
 
-from fer_ros.bringup.graph_plan import NodePlan, graph_plan
+from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, NodePlan, graph_plan
 from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
-from fer_ros.core.profiles import NO_CAMERA, PROFILES, use_fastdds_profile
+from fer_ros.core.profiles import PROFILES, use_fastdds_profile
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="fer_ros_bringup", description=__doc__.split("\n\n")[0])
+    options = {o.name: o for o in GRAPH_OPTIONS}  # the launch files' arguments, same texts
     parser.add_argument(
         "profile",
         nargs="?",
         default="loihi",
-        help=f"one of {', '.join(PROFILES)} or a profile YAML (default: loihi)",
+        help=f"{options['profile'].help}: {', '.join(PROFILES)} (default: loihi)",
     )
+    parser.add_argument("--source", help=options["source"].help)
+    parser.add_argument("--namespace", default="", help=options["namespace"].help)
+    parser.add_argument("--loop", action="store_true", help=options["loop"].help)
+    parser.add_argument("--use-sim-time", action="store_true", help=options["use_sim_time"].help)
     parser.add_argument(
-        "--source",
-        help="camera source, overriding the profile's "
-        f"(device index, /dev/videoN, video file, image folder, 'demo'; '{NO_CAMERA}' starts "
-        "no camera, for frames from fer_ros_replay or another driver)",
+        "--log-level",
+        default="",
+        choices=options["log_level"].choices,
+        help=options["log_level"].help,
     )
-    parser.add_argument("--namespace", default="", help="namespace of all nodes and topics")
     parser.add_argument("--processes", action="store_true", help="one process per node")
     parser.add_argument(
         "--executor",
@@ -61,7 +65,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    plan = graph_plan(args.profile, args.source, args.namespace)
+    plan = graph_plan(
+        args.profile,
+        args.source,
+        args.namespace,
+        loop=True if args.loop else None,
+        use_sim_time=args.use_sim_time,
+        log_level=args.log_level,
+    )
     profile = plan[0].parameter_files[-1]
     use_fastdds_profile()
     rclpy.init()
@@ -107,6 +118,8 @@ def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:
         command += ["-r", f"__ns:={plan.namespace}"]
     for key, value in plan.overrides.items():
         command += ["-p", f"{key}:={json.dumps(value)}"]  # quoted: "0" stays a string
+    if plan.log_level:
+        command += ["--log-level", plan.log_level]
     return subprocess.Popen(command)
 
 

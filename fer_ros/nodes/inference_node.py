@@ -69,7 +69,7 @@ class InferenceNode(PipelineNode):
             source = power_source_for_backend(power, backend.fallback, backend.device)
             self._metered = MeteredCall(source)
             self.get_logger().info(f"power: {source.description}")
-        note = " (declared CPU fallback)" if backend.fallback else ""
+        note = " (declared fallback)" if backend.fallback else ""
         self.get_logger().info(
             f"{cfg.accelerator}: {self._card.model_id} [{settings.model_export}] on "
             f"{backend.device}{note} via {backend.runtime}"
