@@ -136,19 +136,21 @@ def write_video_bag(video: Path, bag: Path, fps: float) -> set[Stamp]:
 
 def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media, tmp_path):
     """The user's evaluation workflow: fer_ros_bringup --source none, then a replay, with
-    input queues deep enough that no frame is skipped."""
+    input queues deep enough that no frame is skipped; in a robot's namespace."""
     bag = tmp_path / "video_bag"
     stamps = write_video_bag(media / "single_face.mp4", bag, TEST_FPS)
     profile = tuned_profile(tmp_path, "cpu", queue_depth=EVERY_FRAME)
     probe = Probe(ros)
-    expressions = probe.listen("/expressions", ExpressionArray)
-    command = [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--source", "none"]
+    expressions = probe.listen("/robot/expressions", ExpressionArray)
+    command = [sys.executable, "-m", "fer_ros.bringup", str(profile), "--source", "none"]
+    command += ["--namespace", "robot"]
     graph = subprocess.Popen([*command, "--quiet"], stdout=subprocess.PIPE, text=True)
     try:
         # Stages activate downstream first, so an /image_raw subscriber means all are up.
-        assert wait_for(lambda: probe.node.count_subscribers("/image_raw") > 0, 60)
-        assert probe.node.count_publishers("/image_raw") == 0  # no camera was started
-        replay(probe.node, bag, {"/image_raw": "sensor_msgs/msg/Image"})
+        assert wait_for(lambda: probe.node.count_subscribers("/robot/image_raw") > 0, 60)
+        assert probe.node.count_publishers("/robot/image_raw") == 0  # no camera was started
+        remap = {"/image_raw": "/robot/image_raw"}
+        replay(probe.node, bag, {"/image_raw": "sensor_msgs/msg/Image"}, remap=remap)
         wait_for(lambda: len(labelled(expressions)) == len(stamps), 30)
     finally:
         graph.send_signal(signal.SIGINT)
@@ -163,3 +165,23 @@ def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media,
 
 def labelled(arrays: list[ExpressionArray]) -> set[Stamp]:
     return set(stamp_labels(arrays))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "topic"),
+    [
+        (["--namespace", "robot"], "/robot/image_raw"),
+        (["--remap", "/image_raw=/cam/left/image_raw"], "/cam/left/image_raw"),
+        (["--ros-args", "-r", "/image_raw:=/ros/image_raw"], "/ros/image_raw"),
+    ],
+)
+def test_replay_cli_feeds_a_namespaced_or_remapped_graph(ros, media, tmp_path, arguments, topic):
+    bag = tmp_path / "video_bag"
+    stamps = write_video_bag(media / "single_face.mp4", bag, TEST_FPS)
+    probe = Probe(ros)
+    images = probe.listen(topic, Image, sensor=True)  # as the replay publishes camera images
+    command = [sys.executable, "-m", "fer_ros.bringup.bags", str(bag), "--rate", "4", *arguments]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert f"/image_raw: {len(stamps)} messages" in done.stdout
+    assert wait_for(lambda: len(images) >= 0.9 * len(stamps), 10), len(images)

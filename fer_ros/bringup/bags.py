@@ -18,6 +18,7 @@ from typing import Any
 import rclpy
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
+from rclpy.utilities import remove_ros_args
 from rosbags.rosbag2 import Reader, StoragePlugin, Writer
 from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
@@ -106,12 +107,15 @@ def replay(
     expected: dict[str, str],
     rate: float = 1.0,
     clock: bool = False,
+    remap: dict[str, str] | None = None,
 ) -> dict[str, int]:
     """Publish the bag's ``expected`` topics at recorded timing; returns counts per topic.
 
     ``expected`` maps topic -> message type; a topic that is missing from the bag or
     recorded with another type raises :class:`BagError` before anything is published.
+    ``remap`` publishes a recorded topic under another name (a namespaced graph's).
     """
+    remap = remap or {}
     try:
         reader = Reader(path)
         reader.open()
@@ -127,7 +131,7 @@ def replay(
         publishers = {
             topic: node.create_publisher(
                 message_class(msgtype),
-                topic,
+                remap.get(topic, topic),
                 qos_profile_sensor_data if msgtype in SENSOR_TYPES else QoSProfile(depth=100),
             )
             for topic, msgtype in expected.items()
@@ -184,17 +188,37 @@ def replay_main(argv: list[str] | None = None) -> int:
         help="topic and its expected type (default /image_raw=sensor_msgs/msg/Image)",
     )
     parser.add_argument("--rate", type=float, default=1.0)
-    parser.add_argument("--clock", action="store_true", help="publish /clock for use_sim_time")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--clock",
+        action="store_true",
+        help="publish /clock from the bag's time; start the graph with use_sim_time:=true "
+        "(--use-sim-time) so end-to-end latency is measured against it",
+    )
+    parser.add_argument(
+        "--remap",
+        action="append",
+        default=[],
+        metavar="RECORDED=PUBLISHED",
+        help="publish a recorded topic under another name, e.g. /image_raw=/robot/image_raw",
+    )
+    parser.add_argument(
+        "--namespace", default="", help="publish every topic under this namespace (/robot)"
+    )
+    # ROS's own remapping works too: ... --ros-args -r /image_raw:=/robot/image_raw
+    argv = sys.argv[1:] if argv is None else argv
+    args = parser.parse_args(remove_ros_args(["fer_ros_replay", *argv])[1:])
     pairs = args.topic or ["/image_raw=sensor_msgs/msg/Image"]
-    if any("=" not in pair for pair in pairs):
-        parser.error("--topic takes TOPIC=TYPE, e.g. /image_raw=sensor_msgs/msg/Image")
+    if any("=" not in pair for pair in (*pairs, *args.remap)):
+        parser.error("--topic takes TOPIC=TYPE and --remap RECORDED=PUBLISHED")
     expected = dict(pair.split("=", 1) for pair in pairs)
+    prefix = "/" + args.namespace.strip("/") if args.namespace.strip("/") else ""
+    remap = {topic: prefix + topic for topic in expected} if prefix else {}
+    remap |= dict(pair.split("=", 1) for pair in args.remap)
     use_fastdds_profile()
-    rclpy.init()
+    rclpy.init(args=["fer_ros_replay", *argv])
     node = rclpy.create_node("fer_ros_replay")
     try:
-        counts = replay(node, args.bag, expected, args.rate, args.clock)
+        counts = replay(node, args.bag, expected, args.rate, args.clock, remap)
         print(", ".join(f"{t}: {n} messages" for t, n in counts.items()))
         return 0
     except BagError as error:
