@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import multiprocessing
 import signal
+import threading
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -131,3 +133,99 @@ def _send_error(conn: Connection, error: Exception) -> None:
         conn.send(("error", error))
     except Exception:  # an exception that cannot be pickled still gets its message across
         conn.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
+
+
+class BackendDown(RuntimeError):
+    """The backend's process is down and being restarted; the input is dropped."""
+
+
+class RespawningBackend:
+    """An :class:`IsolatedBackend` that is restarted when its process dies.
+
+    A death during ``infer`` raises :class:`BackendDown` for that input and every input
+    until a restart succeeds; restarts run on a thread with exponential back-off
+    (``first_delay_s`` doubling up to ``max_delay_s``). After ``max_failures`` failed
+    starts in a row it gives up: ``failed`` holds the last cause. The first start happens
+    in the constructor, so a backend that cannot load at all fails configure as before.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        settings: BackendSettings,
+        first_delay_s: float = 0.5,
+        max_delay_s: float = 30.0,
+        max_failures: int = 5,
+    ) -> None:
+        self._name, self._settings = name, settings
+        self._first_delay_s, self._max_delay_s = first_delay_s, max_delay_s
+        self._max_failures = max_failures
+        self._lock = threading.Lock()
+        self._backend: IsolatedBackend | None = IsolatedBackend(name, settings)
+        self._restarter: threading.Thread | None = None
+        self._closed = False
+        self.restarts = 0
+        self.down_cause = ""  # why it is down now ("" when up)
+        self.failed = ""  # set when restarting gave up
+        b = self._backend
+        self.name, self.input_kind, self.runtime = name, b.input_kind, b.runtime
+        self.device, self.fallback = b.device, b.fallback
+
+    @property
+    def pid(self) -> int | None:
+        backend = self._backend
+        return backend.pid if backend else None
+
+    def infer(self, batch: np.ndarray) -> InferenceResult:
+        with self._lock:
+            backend = self._backend
+        if backend is None:
+            raise BackendDown(self.failed or f"backend process down ({self.down_cause})")
+        try:
+            return backend.infer(batch)
+        except BackendProcessError as error:
+            self._went_down(backend, str(error))
+            raise BackendDown(str(error)) from error
+
+    def _went_down(self, backend: IsolatedBackend, cause: str) -> None:
+        with self._lock:
+            if self._backend is not backend or self._closed:
+                return
+            self._backend = None
+            self.down_cause = cause
+            self._restarter = threading.Thread(
+                target=self._restart, name=f"{self._name} backend restart", daemon=True
+            )
+            self._restarter.start()
+        backend.close()
+
+    def _restart(self) -> None:
+        delay = self._first_delay_s
+        for _ in range(self._max_failures):
+            time.sleep(delay)
+            if self._closed:
+                return
+            try:
+                backend = IsolatedBackend(self._name, self._settings)
+            except Exception as error:  # the same BackendUnavailable a configure would see
+                self.down_cause = f"restart failed: {error}"
+                delay = min(delay * 2, self._max_delay_s)
+                continue
+            with self._lock:
+                if self._closed:
+                    backend.close()
+                    return
+                self._backend = backend
+                self.restarts += 1
+                self.down_cause = ""
+            return
+        self.failed = (
+            f"backend process failed to restart {self._max_failures} times: {self.down_cause}"
+        )
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            backend, self._backend = self._backend, None
+        if backend is not None:
+            backend.close()

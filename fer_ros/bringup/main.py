@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import time
+from importlib import import_module
 from pathlib import Path
 
 import rclpy
@@ -23,7 +24,7 @@ from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, NodePlan, graph_plan
 from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
-from fer_ros.core.profiles import PROFILES, use_fastdds_profile
+from fer_ros.core.profiles import NODE_TYPES, PROFILES, check_profile_values, use_fastdds_profile
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
 
 
@@ -60,11 +61,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="stop after this many seconds (0: run until the source ends)",
     )
     parser.add_argument("--quiet", action="store_true", help="no per-second summary")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of a configuration error"
+    )
     return parser.parse_args(argv)
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+def node_tables() -> dict[str, tuple]:
+    """Each node's parameter table, to check a profile before anything starts."""
+    return {
+        name: getattr(import_module(t.module), t.class_name).parameters
+        for name, t in NODE_TYPES.items()
+    }
+
+
+def checked_plan(args: argparse.Namespace) -> list[NodePlan]:
+    """The graph to start; ProfileError or ValueError (one line each) when it cannot be."""
     plan = graph_plan(
         args.profile,
         args.source,
@@ -73,6 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         use_sim_time=args.use_sim_time,
         log_level=args.log_level,
     )
+    check_profile_values(plan[0].parameter_files[-1], node_tables())
+    return plan
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        plan = checked_plan(args)
+    except ValueError as error:  # ProfileError included: a bad profile, card or option
+        if args.debug:
+            raise
+        print(f"fer_ros_bringup: {error}", file=sys.stderr, flush=True)
+        return 2
     profile = plan[0].parameter_files[-1]
     use_fastdds_profile()
     rclpy.init()
@@ -92,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
                 break
             time.sleep(0.1)
         print(monitor.final_report(), flush=True)
+        if monitor.stream_ended and monitor.camera_frames == 0:
+            print("fer_ros_bringup: the source yielded no frame", file=sys.stderr, flush=True)
+            status = 1
     except LifecycleError as error:
         print(f"fer_ros: {error}", file=sys.stderr, flush=True)
         status = 1

@@ -39,6 +39,7 @@ class PipelineMonitor(Node):
         self.inference_ms = RollingLatency(100000)
         self.last_telemetry: Telemetry | None = None
         self._stream_ended_at: float | None = None
+        self.camera_frames = 0  # as the camera last reported it
         self._last_result_at = time.monotonic()
         self.create_subscription(ExpressionArray, "expressions", self._on_expressions, 10)
         self.create_subscription(Telemetry, "telemetry", self._on_telemetry, 10)
@@ -80,6 +81,11 @@ class PipelineMonitor(Node):
                 and self._stream_ended_at is None
             ):
                 self._stream_ended_at = time.monotonic()
+
+    @property
+    def stream_ended(self) -> bool:
+        """The camera reported the end of a finite source."""
+        return self._stream_ended_at is not None
 
     @property
     def finished(self) -> bool:

@@ -71,23 +71,34 @@ def load_model_card(name_or_path: str | Path) -> ModelCard:
     path = resolve_model_path(name_or_path)
     if not path.is_file():
         raise FileNotFoundError(f"model card not found: {path}")
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"model card {path} is not valid JSON: {error}") from error
+    if not isinstance(data, dict):
+        raise ValueError(f"model card {path} is not a JSON object")
+    missing = [key for key in ("model_id", "classes") if key not in data]
+    if missing:
+        raise ValueError(f"model card {path} has no {' and no '.join(map(repr, missing))}")
     inp = data.get("input", {})
     preprocessing = inp.get("preprocessing", "grayscale")
     if preprocessing not in PREPROCESSING_CHOICES:
         raise ValueError(f"{path}: unknown preprocessing {preprocessing!r}")
     known = {"model_id", "classes", "input", "files"}
-    return ModelCard(
-        model_id=data["model_id"],
-        classes=tuple(data["classes"]),
-        input_height=int(inp.get("height", 48)),
-        input_width=int(inp.get("width", 48)),
-        preprocessing=preprocessing,
-        canny=CannySettings(**inp.get("canny", {})),
-        files=dict(data.get("files", {})),
-        extra={k: v for k, v in data.items() if k not in known},
-        path=path,
-    )
+    try:
+        return ModelCard(
+            model_id=str(data["model_id"]),
+            classes=tuple(data["classes"]),
+            input_height=int(inp.get("height", 48)),
+            input_width=int(inp.get("width", 48)),
+            preprocessing=preprocessing,
+            canny=CannySettings(**inp.get("canny", {})),
+            files=dict(data.get("files", {})),
+            extra={k: v for k, v in data.items() if k not in known},
+            path=path,
+        )
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"model card {path} is malformed: {error}") from error
 
 
 def save_model_card(card: ModelCard, path: Path) -> None:

@@ -10,7 +10,7 @@ their keys in file order. Launch files and ``fer_ros_bringup`` read profiles onl
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,10 @@ def _installed_profiles() -> tuple[str, ...]:
 PROFILES = _installed_profiles()
 EDGE_PROFILES = tuple(p for p in PROFILES if p != NEUROMORPHIC_PROFILE)
 NO_CAMERA = "none"  # camera source meaning "start no camera node"
+
+
+class ProfileError(ValueError):
+    """A profile file that cannot be used; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)
@@ -62,7 +66,7 @@ def profile_path(name_or_path: str) -> Path:
         return config_dir() / f"{name_or_path}.yaml"
     path = Path(name_or_path).expanduser()
     if not path.is_file():
-        raise FileNotFoundError(
+        raise ProfileError(
             f"no profile {name_or_path!r}: use one of {', '.join(PROFILES)} or a YAML file"
         )
     return path
@@ -82,7 +86,9 @@ def profile_nodes(path: Path) -> list[str]:
                 names.append(key)
     unknown = [n for n in names if n not in NODE_TYPES]
     if unknown:
-        raise ValueError(f"{path}: unknown node(s) {unknown}; known: {', '.join(NODE_TYPES)}")
+        raise ProfileError(
+            f"profile {path}: unknown node(s) {', '.join(unknown)}; known: {', '.join(NODE_TYPES)}"
+        )
     return names
 
 
@@ -109,8 +115,38 @@ def profile_parameters(path: str | Path, node: str = "inference") -> dict[str, A
 
 
 def _sections(file: Path) -> dict[str, Any]:
-    data = yaml.safe_load(file.read_text()) or {}
+    try:
+        data = yaml.safe_load(file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(error, "problem", None) or str(error).strip().splitlines()[0]
+        raise ProfileError(f"profile {file} is not readable YAML: {problem}{where}") from error
+    if not isinstance(data, dict) or not all(isinstance(v, dict | None) for v in data.values()):
+        raise ProfileError(f"profile {file}: expected '/**/<node>: {{ros__parameters: ...}}'")
     return {str(key).rsplit("/", 1)[-1]: value for key, value in data.items()}
+
+
+def check_profile_values(path: Path, tables: Mapping[str, Sequence[Any]]) -> None:
+    """Every value of every node in the profile against that node's parameter table
+    (``Param`` rows): known name, exact type (rclpy refuses 30 for a float), legal value.
+    Raises ProfileError naming the file, node and parameter."""
+    for node in profile_nodes(path):
+        table = {p.name: p for p in tables[node]}
+        for name, value in profile_parameters(path, node).items():
+            if name.startswith("qos_overrides.") or name in ("use_sim_time",):
+                continue  # rclpy's own parameters
+            row = table.get(name)
+            if row is None:
+                raise ProfileError(f"profile {path}: {node} has no parameter {name!r}")
+            if type(value) is not type(row.default) and not (
+                isinstance(row.default, list) and isinstance(value, list)
+            ):
+                kind = type(row.default).__name__
+                raise ProfileError(f"profile {path}: {node}.{name}={value!r} is not a {kind}")
+            problem = row.check(value)
+            if problem:
+                raise ProfileError(f"profile {path}: {node}.{problem}")
 
 
 def flatten(tree: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -145,8 +145,9 @@ class CameraNode(PipelineNode):
             self.stream = StreamState.NO_DEVICE
             period = self.config.reconnect_period_s
             self.report(
-                "source", ERROR, f"no device: {source.description} delivers no frames; "
-                f"reopening every {period:g} s",
+                "source",
+                ERROR,
+                f"no device: {source.description} delivers no frames; reopening every {period:g} s",
             )
             now = time.monotonic()
             if isinstance(source, CaptureSource) and now >= self._next_reconnect:

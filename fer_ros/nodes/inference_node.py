@@ -18,13 +18,20 @@ from rclpy.time import Time
 
 from fer_msgs.msg import Expression, ExpressionArray, Telemetry
 from fer_ros.backends import InferenceBackend, InputKind, backend_class
-from fer_ros.backends.isolated import IsolatedBackend
+from fer_ros.backends.isolated import BackendDown, RespawningBackend
 from fer_ros.core.model_card import ModelCard, load_model_card
 from fer_ros.core.stats import RateMeter, RollingLatency
 from fer_ros.nodes.inference_inputs import InferenceInput, inference_input
 from fer_ros.nodes.inference_settings import INFERENCE_PARAMETERS, settings_from_parameters
 from fer_ros.nodes.node_main import run_node
-from fer_ros.nodes.pipeline_base import ERROR, INPUT_PARAMETERS, INPUT_QOS, WARN, PipelineNode
+from fer_ros.nodes.pipeline_base import (
+    DIAGNOSTICS_PERIOD_S,
+    ERROR,
+    INPUT_PARAMETERS,
+    INPUT_QOS,
+    WARN,
+    PipelineNode,
+)
 from fer_ros.nodes.telemetry import MeteredCall, telemetry_message
 from fer_ros.power import power_source_for_backend
 
@@ -44,6 +51,8 @@ class InferenceNode(PipelineNode):
         self._card: ModelCard | None = None
         self._reset_figures()
         self.inferences = 0
+        self.frames_lost = 0  # inputs that arrived while the backend process was down
+        self._backend_down_at = -math.inf
 
     def _reset_figures(self) -> None:
         self._inference_ms = RollingLatency()
@@ -58,7 +67,12 @@ class InferenceNode(PipelineNode):
         # BackendUnavailable propagates: configure fails with its install advice.
         backend: InferenceBackend
         if cfg.backend_process:
-            isolated = IsolatedBackend(name, settings)
+            isolated = RespawningBackend(
+                name,
+                settings,
+                first_delay_s=cfg.backend_restart_delay_s,
+                max_failures=cfg.backend_max_restarts,
+            )
             self.get_logger().info(f"{name} backend runs in process {isolated.pid}")
             backend = isolated  # type: ignore[assignment]  # same interface, set per instance
         else:
@@ -112,7 +126,13 @@ class InferenceNode(PipelineNode):
         start = time.perf_counter()
         batch = source.batch(msg)
         preprocess_s = time.perf_counter() - start
-        result, energy, inference_s = self._metered(backend.infer, batch)
+        try:
+            result, energy, inference_s = self._metered(backend.infer, batch)
+        except BackendDown as down:
+            self.frames_lost += 1  # nothing to label it with; the restart is under way
+            self._backend_down_at = time.monotonic()
+            self.report("backend", ERROR, f"backend down, restarting: {down}")
+            return
         for item, scores in zip(items, result.scores, strict=True):
             out.expressions.append(expression(item, scores, card))
         self._expressions_pub.publish(out)
@@ -130,7 +150,7 @@ class InferenceNode(PipelineNode):
         self._inference_ms.add(telemetry.inference_ms)
         self._end_to_end_ms.add(telemetry.end_to_end_ms)
         telemetry.throughput_fps = self._rate.rate()
-        telemetry.frames_dropped = self.inputs.dropped
+        telemetry.frames_dropped = self.inputs.dropped + self.frames_lost
         self._telemetry_pub.publish(telemetry)
 
     # --- diagnostics ---------------------------------------------------------------------
@@ -138,6 +158,14 @@ class InferenceNode(PipelineNode):
         return self._backend.device if self._backend else ""
 
     def check_alarms(self) -> None:
+        backend = self._backend
+        if isinstance(backend, RespawningBackend):
+            if backend.failed:
+                self.report("backend", ERROR, backend.failed)
+            elif backend.down_cause:
+                self.report("backend", ERROR, f"backend down, restarting: {backend.down_cause}")
+            elif time.monotonic() - self._backend_down_at > DIAGNOSTICS_PERIOD_S:
+                self.clear("backend")  # up again, and the outage was on /diagnostics once
         p95 = self._end_to_end_ms.percentile(95)
         if math.isnan(p95):
             return
@@ -158,6 +186,8 @@ class InferenceNode(PipelineNode):
             "device": backend.device if backend else "",
             "fallback": str(backend.fallback if backend else False),
             "inferences": str(self.inferences),
+            "backend_restarts": str(getattr(backend, "restarts", 0)),
+            "frames_lost_backend_down": str(self.frames_lost),
             "inference_p50_ms": f"{self._inference_ms.percentile(50):.2f}",
             "inference_p95_ms": f"{self._inference_ms.percentile(95):.2f}",
             "end_to_end_p50_ms": f"{self._end_to_end_ms.percentile(50):.1f}",

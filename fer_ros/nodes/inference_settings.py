@@ -60,6 +60,21 @@ COMMON_PARAMETERS = (
         "(the nengo-loihi emulator) does not share the interpreter with the other nodes",
     ),
     Param(
+        "backend_restart_delay_s",
+        0.5,
+        "backend_process: first wait before restarting a backend process that died; "
+        "doubles after each failed start, up to 30 s",
+        minimum=0.0,
+        maximum=60.0,
+    ),
+    Param(
+        "backend_max_restarts",
+        5,
+        "backend_process: failed starts in a row before the node gives up (ERROR)",
+        minimum=1,
+        maximum=1000,
+    ),
+    Param(
         "allow_cpu_fallback",
         False,
         "Run on the CPU when the device is absent (reported "

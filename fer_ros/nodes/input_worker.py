@@ -9,6 +9,7 @@ a live robot wants; a larger depth lets a bag replay be processed frame for fram
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from typing import Generic, TypeVar
@@ -25,6 +26,13 @@ INPUT_PARAMETERS = (
         "1 is newest-wins, for live cameras; raise it to process every frame of a bag replay",
         minimum=1,
         maximum=1000,
+    ),
+    Param(
+        "stall_timeout_s",
+        3.0,
+        "Diagnostics ERROR when inputs wait this long with none processed (a stalled stage)",
+        minimum=0.1,
+        maximum=3600.0,
     ),
 )
 
@@ -49,6 +57,7 @@ class InputWorker(Generic[T]):
         self.received = 0
         self.processed = 0
         self.dropped = 0
+        self._last_progress = time.monotonic()
 
     @property
     def depth(self) -> int:
@@ -106,6 +115,16 @@ class InputWorker(Generic[T]):
                 with self._condition:
                     self.processed += 1
                     self._busy = False
+                    self._last_progress = time.monotonic()
+
+    def stalled_s(self) -> float:
+        """How long work has waited (queued or in progress) without an input finishing;
+        0 while the worker keeps up or has nothing to do."""
+        with self._condition:
+            if not self._pending and not self._busy:
+                self._last_progress = time.monotonic()
+                return 0.0
+            return time.monotonic() - self._last_progress
 
     @property
     def idle(self) -> bool:

@@ -30,6 +30,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
+from rclpy.serialization import deserialize_message
 
 from fer_ros.core.options import OptionValues, Param, config_class, read_config
 from fer_ros.nodes.input_worker import INPUT_PARAMETERS, InputWorker
@@ -71,6 +72,8 @@ class PipelineNode(LifecycleNode):
             self._process_input, self._input_failed, node_name
         )
         self._input_subscription: Any = None
+        self._input_type: Any = None  # set by subscribe_input
+        self._input_topic = ""
         self.inputs_rejected = 0
         self._last_rejection = -math.inf
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -186,13 +189,18 @@ class PipelineNode(LifecycleNode):
     def subscribe_input(self, msg_type: type, topic: str, qos: QoSProfile) -> None:
         """Feed ``topic`` to ``process`` on a worker through a queue of
         ``input_queue_depth`` inputs; the reader's history is made at least that deep so
-        the middleware does not drop what the queue would keep."""
+        the middleware does not drop what the queue would keep.
+
+        Messages are taken serialized and decoded on the worker: a payload that does not
+        decode is then an input rejected like any other bad input (counted, WARN on
+        /diagnostics), where a typed subscription would drop it with a bare log line."""
         self.inputs.depth = int(self.config.input_queue_depth)
         qos = copy.copy(qos)
         qos.depth = max(qos.depth, self.inputs.depth)
+        self._input_type, self._input_topic = msg_type, topic
         self.inputs.start()
         self._input_subscription = self.create_subscription(
-            msg_type, topic, self.inputs.submit, qos
+            msg_type, topic, self.inputs.submit, qos, raw=True
         )
 
     def _stop_input(self) -> None:
@@ -201,7 +209,12 @@ class PipelineNode(LifecycleNode):
             self._input_subscription = None
         self.inputs.stop()
 
-    def _process_input(self, msg: Any) -> None:
+    def _process_input(self, data: bytes) -> None:
+        try:
+            msg = deserialize_message(data, self._input_type)
+        except Exception as error:  # rclpy raises its own types for malformed CDR
+            name = self._input_type.__name__
+            raise ValueError(f"undecodable {name} on {self._input_topic}: {error}") from error
         self.process(msg)
         # Keep a rejection visible for a whole diagnostics period, so one bad message
         # among good ones still shows on /diagnostics and logs once, not per frame.
@@ -215,6 +228,17 @@ class PipelineNode(LifecycleNode):
         self._last_rejection = time.monotonic()
         bad_input = isinstance(error, ValueError)  # ImageError included: the input's fault
         self.report("input", WARN if bad_input else ERROR, f"input dropped: {error}")
+
+    def _check_stall(self) -> None:
+        if self._input_subscription is None:
+            return
+        limit = self.config.stall_timeout_s
+        if self.inputs.stalled_s() > limit:
+            # A stable text, logged once; how long it has lasted is in stalled_s.
+            message = f"{self.get_name()} stalled: inputs waiting, none processed for over"
+            self.report("stall", ERROR, f"{message} {limit:g} s")
+        else:
+            self.clear("stall")
 
     # --- problems and diagnostics ------------------------------------------------------
     def report(self, key: str, level: bytes, message: str) -> None:
@@ -237,6 +261,7 @@ class PipelineNode(LifecycleNode):
 
     def publish_diagnostics(self) -> None:
         if self.active:
+            self._check_stall()
             self._guarded("alarm check", self.check_alarms)
         with self._problems_lock:
             problems = list(self._problems.values())
@@ -257,6 +282,7 @@ class PipelineNode(LifecycleNode):
                 inputs_processed=str(self.inputs.processed),
                 inputs_dropped=str(self.inputs.dropped),
                 inputs_rejected=str(self.inputs_rejected),
+                stalled_s=f"{self.inputs.stalled_s():.1f}",
             )
         values.update(self.status_values())
         status.values = [KeyValue(key=k, value=str(v)) for k, v in values.items()]

@@ -18,6 +18,7 @@ neuron with input ``J`` fires at ``J`` Hz.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,7 +204,15 @@ def save_snn_params(params: SnnParams, path: str | Path) -> None:
 
 
 def load_snn_params(path: str | Path) -> SnnParams:
-    """Read and validate a file written by :func:`save_snn_params`."""
+    """Read and validate a file written by :func:`save_snn_params`; ValueError names the
+    file and what is wrong with it."""
+    try:
+        return _load_snn_params(path)
+    except (OSError, EOFError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as error:
+        raise ValueError(f"SNN file {path} is unreadable or incomplete: {error}") from error
+
+
+def _load_snn_params(path: str | Path) -> SnnParams:
     with np.load(path, allow_pickle=False) as data:
         meta = json.loads(str(data["meta"]))
         if meta.get("format") != FORMAT:
