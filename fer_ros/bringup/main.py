@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -125,7 +126,16 @@ def main(argv: list[str] | None = None) -> int:
         status = 1
     except KeyboardInterrupt:
         print(monitor.final_report(), flush=True)  # Ctrl-C is how a camera or replay run ends
+    except Exception:
+        if rclpy.ok():
+            raise
+        # SIGTERM (or Ctrl-C) shut the context down in the middle of bring-up: a stop
+        print(monitor.final_report(), flush=True)
     finally:
+        # Clean up whatever else arrives: Ctrl-C reaches the whole process group, and a
+        # second signal in the middle of closing would abort the C++ side mid-destroy.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for process in processes:
             process.terminate()
         for process in processes:

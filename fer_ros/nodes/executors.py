@@ -43,8 +43,15 @@ def spin_in_background(executor: Any, name: str = "executor") -> threading.Threa
 
 
 def spin_quietly(executor: Any) -> None:
-    """Spin until shutdown; Ctrl-C and context shutdown end it without a traceback."""
+    """Spin until shutdown; Ctrl-C and context shutdown end it without a traceback.
+
+    A signal shuts the context down at once, so a callback already running (a camera
+    tick publishing) can fail with "context is invalid": that is the shutdown, not an
+    error. While the context is valid, exceptions propagate."""
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception:
+        if executor.context.ok():
+            raise

@@ -5,10 +5,9 @@ from __future__ import annotations
 import signal
 
 import rclpy
-from rclpy.executors import ExternalShutdownException
 
 from fer_ros.core.profiles import use_fastdds_profile
-from fer_ros.nodes.executors import make_executor
+from fer_ros.nodes.executors import make_executor, spin_quietly
 from fer_ros.nodes.pipeline_base import PipelineNode
 
 
@@ -25,9 +24,7 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
     executor = make_executor()
     executor.add_node(node)
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        spin_quietly(executor)
     finally:
         # Finish cleaning up even if another SIGINT arrives: Ctrl-C in a terminal reaches the
         # whole process group and a non-interactive ros2 launch then sends its own as well.
