@@ -82,9 +82,8 @@ def main() -> None:
 
     (_, rss0, th0, fd0), (t1, rss1, th1, fd1) = samples[0], samples[-1]
     print(f"\nprofile {args.profile}: {len(sink.e2e_ms)} results in {t1:.0f} s")
-    print(
-        f"RSS     start {rss0:7.1f} MiB  end {rss1:7.1f} MiB  growth {100 * (rss1 / rss0 - 1):+.1f} %"
-    )
+    growth = 100 * (rss1 / rss0 - 1)
+    print(f"RSS     start {rss0:7.1f} MiB  end {rss1:7.1f} MiB  growth {growth:+.1f} %")
     print(f"threads start {th0:7d}      end {th1:7d}      growth {th1 - th0:+d}")
     print(f"fds     start {fd0:7d}      end {fd1:7d}      growth {fd1 - fd0:+d}")
     for node in plan:
