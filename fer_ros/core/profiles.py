@@ -57,6 +57,10 @@ NODE_TYPES: dict[str, NodeType] = {
     "face_detection": NodeType("face_detection_node", "FaceDetectionNode"),
     "spike_encoding": NodeType("spike_encoding_node", "SpikeEncodingNode"),
     "inference": NodeType("inference_node", "InferenceNode"),
+    # behaviour integration, added by the behaviour / hri options (not in profiles' order)
+    "expression_filter": NodeType("expression_filter_node", "ExpressionFilterNode"),
+    "expression_reactor": NodeType("expression_reactor_node", "ExpressionReactorNode"),
+    "hri_bridge": NodeType("hri_bridge_node", "HriBridgeNode"),
 }
 
 
