@@ -209,3 +209,14 @@ def test_graph_options_reach_every_planned_node():
     assert all(n.overrides["use_sim_time"] is True and n.log_level == "warn" for n in plan)
     with pytest.raises(ValueError, match="log level"):
         graph_plan("cpu", log_level="loud")
+
+
+def test_behaviour_and_hri_options_add_their_nodes_once():
+    from fer_ros.bringup.graph_plan import graph_plan
+
+    names = [n.name for n in graph_plan("cpu", behaviour=True, hri=True)]
+    assert names == [
+        "camera", "face_detection", "inference", "expression_filter", "expression_reactor",
+        "hri_bridge",
+    ]  # fmt: skip
+    assert [n.name for n in graph_plan("cpu")][-1] == "inference"

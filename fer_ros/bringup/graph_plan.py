@@ -58,7 +58,23 @@ GRAPH_OPTIONS = (
         ("true", "false"),
     ),
     GraphOption("log_level", "log level of every node", "info", LOG_LEVELS),
+    GraphOption(
+        "behaviour",
+        "also start expression_filter (stable per-person expressions and change events) "
+        "and the example expression_reactor",
+        "false",
+        ("true", "false"),
+    ),
+    GraphOption(
+        "hri",
+        "also start expression_filter and hri_bridge (ROS4HRI REP-155 /humans/faces/... "
+        "topics; needs hri_msgs)",
+        "false",
+        ("true", "false"),
+    ),
 )
+BEHAVIOUR_NODES = ("expression_filter", "expression_reactor")
+HRI_NODES = ("expression_filter", "hri_bridge")
 
 
 @dataclass(frozen=True)
@@ -90,16 +106,22 @@ def graph_plan(
     loop: bool | None = None,
     use_sim_time: bool = False,
     log_level: str = "",
+    behaviour: bool = False,
+    hri: bool = False,
 ) -> list[NodePlan]:
     """The nodes of ``profile`` (a name or a YAML path) in graph order. ``source``
     overrides the camera's (``none`` starts no camera), ``loop`` its looping (None keeps
-    the profile's); ``use_sim_time`` and ``log_level`` apply to every node."""
+    the profile's); ``use_sim_time`` and ``log_level`` apply to every node; ``behaviour``
+    and ``hri`` add the behaviour-side nodes after the profile's."""
     if log_level and log_level not in LOG_LEVELS:
         raise ValueError(f"log level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     path = profile_path(str(profile))
     files = tuple(parameter_files(path))
+    names = graph_nodes(path, source)
+    extra = (*(BEHAVIOUR_NODES if behaviour else ()), *(HRI_NODES if hri else ()))
+    names += [n for n in dict.fromkeys(extra) if n not in names]
     plans = []
-    for name in graph_nodes(path, source):
+    for name in names:
         node_type = NODE_TYPES[name]
         overrides: dict[str, Any] = {"use_sim_time": True} if use_sim_time else {}
         if name == "camera":

@@ -54,7 +54,11 @@ class _Graph(Substitution):
         source = LaunchConfiguration("source").perform(context)
         if self._fact == "camera_source":
             return source or str(profile_parameters(profile_path(profile), "camera")["source"])
-        names = [node.name for node in graph_plan(profile, source or None)]
+        extra = {
+            option: LaunchConfiguration(option).perform(context).lower() == "true"
+            for option in ("behaviour", "hri")
+        }
+        names = [node.name for node in graph_plan(profile, source or None, **extra)]
         if self._fact == "has":
             return "true" if self._node in names else "false"
         return "[" + ", ".join(names) + "]"  # "nodes": a YAML list for a string array

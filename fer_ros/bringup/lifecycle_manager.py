@@ -171,3 +171,7 @@ def main(args: list[str] | None = None) -> None:
         spinner.join(timeout=5)
         manager.destroy_node()
         rclpy.try_shutdown()
+
+
+if __name__ == "__main__":
+    main()

@@ -48,6 +48,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         choices=options["log_level"].choices,
         help=options["log_level"].help,
     )
+    parser.add_argument("--behaviour", action="store_true", help=options["behaviour"].help)
+    parser.add_argument("--hri", action="store_true", help=options["hri"].help)
     parser.add_argument("--processes", action="store_true", help="one process per node")
     parser.add_argument(
         "--executor",
@@ -85,6 +87,8 @@ def checked_plan(args: argparse.Namespace) -> list[NodePlan]:
         loop=True if args.loop else None,
         use_sim_time=args.use_sim_time,
         log_level=args.log_level,
+        behaviour=args.behaviour,
+        hri=args.hri,
     )
     check_profile_values(plan[0].parameter_files[-1], node_tables())
     return plan

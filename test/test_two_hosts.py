@@ -1,0 +1,140 @@
+"""The graph split across two hosts: camera and face detection on the robot, inference on
+another machine, Fast DDS over UDP between them.
+
+Two network namespaces joined by a veth pair stand in for the two hosts (each with its own
+interfaces and addresses, no loopback between them). Discovery is unicast to both hosts'
+addresses (ROS_STATIC_PEERS: the peer, and this host for its own other processes), as on
+a robot network without multicast, and both sides use UDP only, as across real hosts.
+Needs root and iproute2; skipped otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from fer_ros.core.paths import config_dir
+
+ROBOT, OFFBOARD = "fer_ros_robot", "fer_ros_offboard"
+ROBOT_IP, OFFBOARD_IP = "192.168.237.1", "192.168.237.2"  # only inside these namespaces
+UDP_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
+<dds xmlns="http://www.eprosima.com"><profiles>
+  <transport_descriptors><transport_descriptor>
+    <transport_id>udp</transport_id><type>UDPv4</type>
+  </transport_descriptor></transport_descriptors>
+  <participant profile_name="udp_only" is_default_profile="true"><rtps>
+    <userTransports><transport_id>udp</transport_id></userTransports>
+    <useBuiltinTransports>false</useBuiltinTransports>
+  </rtps></participant>
+</profiles></dds>
+"""
+LISTENER = """
+import sys, time, rclpy
+from fer_msgs.msg import ExpressionArray
+rclpy.init()
+node = rclpy.create_node("offboard_listener")
+arrays = []
+node.create_subscription(ExpressionArray, "expressions", arrays.append, 100)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print("labelled", sum(1 for a in arrays if a.expressions), flush=True)
+"""
+
+
+def ip(*args: str) -> None:
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def two_hosts():
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        pytest.skip("needs root and iproute2 (ip netns) to make two network namespaces")
+    try:
+        ip("netns", "add", ROBOT)
+    except subprocess.CalledProcessError as error:
+        pytest.skip(f"cannot create network namespaces here: {error.stderr.decode().strip()}")
+    try:
+        ip("netns", "add", OFFBOARD)
+        ip("link", "add", "fer_robot0", "type", "veth", "peer", "name", "fer_off0")
+        for ns, dev, addr in ((ROBOT, "fer_robot0", ROBOT_IP), (OFFBOARD, "fer_off0", OFFBOARD_IP)):
+            ip("link", "set", dev, "netns", ns)
+            ip("-n", ns, "addr", "add", f"{addr}/24", "dev", dev)
+            ip("-n", ns, "link", "set", dev, "up")
+            ip("-n", ns, "link", "set", "lo", "up")
+        yield
+    finally:
+        for ns in (ROBOT, OFFBOARD):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_path: Path):
+    profile_file = tmp_path / "udp_only.xml"
+    profile_file.write_text(UDP_ONLY)
+    robot_profile = tmp_path / "robot.yaml"  # camera and face detection only (common.yaml)
+    robot_profile.write_text("/**/camera:\n  ros__parameters:\n    fps: 15.0\n")
+
+    def env(_: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "ROS_DOMAIN_ID": "61",
+            "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
+            "ROS_STATIC_PEERS": f"{ROBOT_IP};{OFFBOARD_IP}",
+            "FASTDDS_DEFAULT_PROFILES_FILE": str(profile_file),
+        }
+
+    def in_ns(ns: str, *command: str) -> list[str]:
+        return ["ip", "netns", "exec", ns, sys.executable, *command]
+
+    files = ["--params-file", str(config_dir() / "common.yaml")]
+    files += ["--params-file", str(config_dir() / "cpu.yaml")]
+    offboard = [
+        subprocess.Popen(
+            in_ns(OFFBOARD, "-m", "fer_ros.nodes.inference_node", "--ros-args", *files),
+            env=env(OFFBOARD),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+        subprocess.Popen(
+            in_ns(
+                OFFBOARD, "-m", "fer_ros.bringup.lifecycle_manager", "--ros-args",
+                "-p", "nodes:=[inference]",
+            ),
+            env=env(OFFBOARD),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        ),
+    ]  # fmt: skip
+    listener = subprocess.Popen(
+        in_ns(OFFBOARD, "-c", LISTENER, "26"),
+        env=env(OFFBOARD),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # the offboard side is up before the robot starts sending
+    robot = subprocess.run(
+        in_ns(
+            ROBOT, "-m", "fer_ros.bringup", str(robot_profile), "--loop", "--duration", "15",
+            "--quiet",
+        ),
+        env=env(ROBOT),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    try:
+        out, _ = listener.communicate(timeout=60)
+    finally:
+        for process in offboard:
+            process.terminate()
+            process.wait(timeout=20)
+    assert robot.returncode == 0, robot.stderr[-2000:]
+    labelled = int(out.split("labelled")[1])
+    # 15 s at 15 FPS: most frames cross once discovery settled (the first seconds do not)
+    assert labelled >= 60, out
