@@ -44,6 +44,8 @@ setup(
             f"fer_ros_bringup = {PACKAGE}.bringup.main:main",
             f"fer_ros_replay = {PACKAGE}.bringup.bags:replay_main",
             f"fer_ros_lifecycle_manager = {PACKAGE}.bringup.lifecycle_manager:main",
+            # the comparison rebuilds the cards' held-out split: needs the [train] extra
+            f"fer_ros_compare = {PACKAGE}.compare.cli:main",
             # training, search and export need the [train] extra
             f"fer_ros_train = {PACKAGE}.training.train:main",
             f"fer_ros_search = {PACKAGE}.training.search:main",

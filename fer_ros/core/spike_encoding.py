@@ -9,6 +9,7 @@ from a seeded generator, so the same seed and face give the same train.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,3 +61,19 @@ def unpack_spikes(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
         raise ValueError(f"{len(data)} packed bytes cannot hold a spike tensor of shape {shape}")
     bits = np.unpackbits(np.frombuffer(data, np.uint8), count=count, bitorder="big")
     return bits.reshape(shape).astype(bool)
+
+
+def converted_settings(
+    card: Any, encoding: str = "rate", timesteps: int = 0, dt: float = 0.0, max_rate: float = 0.0
+) -> EncodingSettings:
+    """Encoder settings for ``card``'s converted SNN: each 0 defers to what the SNN was
+    converted for (its card's ``snn`` section), so the spikes match the network."""
+    snn = card.extra.get("snn", {})
+    timesteps = int(timesteps) or int(snn.get("timesteps", 0))
+    dt = float(dt) or float(snn.get("dt", 0.0))
+    max_rate = float(max_rate) or float(snn.get("input_rate_hz", 0.0))
+    if not (timesteps and dt and max_rate):
+        raise ValueError(
+            f"{card.model_id} has no converted SNN section: set timesteps, dt and max_rate"
+        )
+    return EncodingSettings(encoding=encoding, timesteps=timesteps, dt=dt, max_rate=max_rate)

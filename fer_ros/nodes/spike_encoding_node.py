@@ -8,7 +8,6 @@ settings) comes from the model card, so input always matches what the SNN was tr
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import numpy as np
 
@@ -16,7 +15,13 @@ from fer_msgs.msg import FaceArray, SpikeTrain, SpikeTrainArray
 from fer_ros.core.model_card import ModelCard, load_model_card
 from fer_ros.core.options import Param
 from fer_ros.core.preprocessing import preprocess_crops, stack_crops
-from fer_ros.core.spike_encoding import ENCODINGS, EncodingSettings, encode, pack_spikes
+from fer_ros.core.spike_encoding import (
+    ENCODINGS,
+    EncodingSettings,
+    converted_settings,
+    encode,
+    pack_spikes,
+)
 from fer_ros.core.stats import RollingLatency
 from fer_ros.nodes.image_codec import image_to_gray
 from fer_ros.nodes.node_main import run_node
@@ -70,7 +75,8 @@ class SpikeEncodingNode(PipelineNode):
 
     def load(self) -> None:
         self._card = load_model_card(self.config.model_card)
-        self._settings = encoding_settings(self.config, self._card)
+        c = self.config
+        self._settings = converted_settings(self._card, c.encoding, c.timesteps, c.dt, c.max_rate)
         self.get_logger().info(
             f"{self._settings.encoding} coding, {self._settings.timesteps} steps, "
             f"{self._card.preprocessing} input (from {self._card.model_id})"
@@ -133,19 +139,6 @@ class SpikeEncodingNode(PipelineNode):
             "latency_p50_ms": f"{self._latency.percentile(50):.2f}",
             "latency_p95_ms": f"{self._latency.percentile(95):.2f}",
         }
-
-
-def encoding_settings(config: Any, card: ModelCard) -> EncodingSettings:
-    """Parameters, where 0 defers to the card's SNN section (what the SNN was converted for)."""
-    snn = card.extra.get("snn", {})
-    timesteps = config.timesteps or int(snn.get("timesteps", 0))
-    dt = config.dt or float(snn.get("dt", 0.0))
-    max_rate = config.max_rate or float(snn.get("input_rate_hz", 0.0))
-    if not (timesteps and dt and max_rate):
-        raise ValueError(
-            f"{card.model_id} has no converted SNN section: set timesteps, dt and max_rate"
-        )
-    return EncodingSettings(encoding=config.encoding, timesteps=timesteps, dt=dt, max_rate=max_rate)
 
 
 def main(args: list[str] | None = None) -> None:

@@ -7,40 +7,17 @@ published device model times the busy time, or nothing).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from typing import Any
 
 from fer_msgs.msg import Telemetry
 from fer_ros.backends import InferenceBackend
 from fer_ros.backends.base import InferenceResult
+from fer_ros.backends.metered import MeteredCall
 from fer_ros.core.figures import EnergyFigure, FigureSource
-from fer_ros.power import PowerSource
+
+__all__ = ["MeteredCall", "fill_energy", "telemetry_message"]  # MeteredCall for the node
 
 NAN = float("nan")
-
-
-class MeteredCall:
-    """Runs a backend call between two power samples and returns its energy figure."""
-
-    def __init__(self, power: PowerSource | None) -> None:
-        self.power = power
-
-    def __call__(
-        self, infer: Callable[[Any], InferenceResult], batch: Any
-    ) -> tuple[InferenceResult, EnergyFigure | None, float]:
-        """(result, energy, busy seconds); the backend's own figure wins when it has one."""
-        if self.power is not None:
-            self.power.sample()
-        begin = time.perf_counter()
-        result = infer(batch)
-        busy_s = time.perf_counter() - begin
-        energy = result.energy
-        if energy is None and self.power is not None:
-            self.power.sample()
-            now = time.monotonic()  # power sources work on the monotonic clock
-            energy = self.power.energy(now - busy_s, now)
-        return result, energy, busy_s
 
 
 def telemetry_message(
