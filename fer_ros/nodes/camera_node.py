@@ -86,6 +86,7 @@ class CameraNode(PipelineNode):
         self.frames_published = 0
         self.stream = StreamState.IDLE
         self._next_reconnect = 0.0
+        self._looped = False
 
     def load(self) -> None:
         try:
@@ -133,12 +134,25 @@ class CameraNode(PipelineNode):
             # measured from the stamp is never understated by our own decode time.
             stamp = self.get_clock().now().to_msg()
             frame = source.read()
+            if frame is None and self._rewound(source):
+                frame = source.read()  # a looping file keeps its rate across the seam
             if frame is None:
                 self._handle_missing_frame(source)
                 return
         self.stream = StreamState.STREAMING
         self.clear("source")
         self._publish(frame, stamp)
+
+    def _rewound(self, source: FrameSource) -> bool:
+        """At the end of a file that loops: start it again (and say so once)."""
+        if source.is_live or not self.config.loop or self.frames_published == 0:
+            return False
+        if not source.rewind():
+            return False
+        if not self._looped:
+            self._looped = True
+            self.get_logger().info("end of stream; looping")
+        return True
 
     def _handle_missing_frame(self, source: FrameSource) -> None:
         if source.is_live:
@@ -157,8 +171,6 @@ class CameraNode(PipelineNode):
         if self.frames_published == 0:
             self.report("source", ERROR, f"no frame could be decoded from {source.description}")
             self.stream = StreamState.END_OF_STREAM
-        elif self.config.loop and source.rewind():
-            self.get_logger().info("end of stream; looping")
         else:
             self.stream = StreamState.END_OF_STREAM
             self.get_logger().info(
