@@ -150,7 +150,7 @@ class ExpressionFilterNode(PipelineNode):
             self.destroy_timer(self._timer)
             self._timer = None
         with self._lock:  # listeners must not keep faces this node no longer tracks
-            if self._filter is not None:
+            if self._filter is not None and self.context.ok():  # not once shutting down
                 self._publish_events(self._filter.end_all())
             self._filter = None
 
