@@ -25,7 +25,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.time import Time
 
 from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
-from fer_ros.bringup.graph_plan import graph_plan
+from fer_ros.bringup.graph_plan import NodePlan, graph_plan
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.main import spawn_node
 from fer_ros.core.profiles import use_fastdds_profile
@@ -90,6 +90,15 @@ class Sink:
             return {k: dict(v) for k, v in self.diagnostics.items()}
 
 
+def looping_plan(profile: str, fps: float) -> list[NodePlan]:
+    """The profile's graph on the looping demo at ``fps``: a camera that never ends."""
+    camera = {"loop": True, "fps": float(fps)}
+    return [
+        replace(n, overrides={**n.overrides, **camera}) if n.name == "camera" else n
+        for n in graph_plan(profile)
+    ]
+
+
 def count(diagnostics: dict[str, dict[str, str]], node: str, key: str) -> int:
     return int(diagnostics.get(node, {}).get(key, 0))
 
@@ -110,12 +119,7 @@ def main() -> None:
     args = parser.parse_args()
     use_fastdds_profile()
     rclpy.init()
-    # the looping demo at the asked rate: a camera that never ends
-    camera = {"loop": True, "fps": float(args.fps)}
-    plan = [
-        replace(n, overrides={**n.overrides, **camera}) if n.name == "camera" else n
-        for n in graph_plan(args.profile)
-    ]
+    plan = looping_plan(args.profile, args.fps)
     processes: list[subprocess.Popen[bytes]] = []
     if args.processes:
         processes = [spawn_node(node) for node in plan]

@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from dataclasses import replace
 
 import rclpy
-from bench_pipeline import WARM_UP_S, Sink, count  # same folder: the benchmark's listener
+from bench_pipeline import WARM_UP_S, Sink, count, looping_plan  # same folder
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
-from fer_ros.bringup.graph_plan import graph_plan
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.core.profiles import use_fastdds_profile
 
@@ -43,11 +41,7 @@ def main() -> None:
     args = parser.parse_args()
     use_fastdds_profile()
     rclpy.init()
-    camera = {"loop": True, "fps": float(args.fps)}
-    plan = [
-        replace(n, overrides={**n.overrides, **camera}) if n.name == "camera" else n
-        for n in graph_plan(args.profile)
-    ]
+    plan = looping_plan(args.profile, args.fps)
     sink = Sink()
     errors: set[str] = set()
 

@@ -54,6 +54,11 @@ class InferenceNode(PipelineNode):
         self.frames_lost = 0  # inputs that arrived while the backend process was down
         self._backend_down_at = -math.inf
 
+    @property
+    def backend(self) -> InferenceBackend | None:
+        """The loaded backend (None unless configured)."""
+        return self._backend
+
     def _reset_figures(self) -> None:
         self._inference_ms = RollingLatency()
         self._end_to_end_ms = RollingLatency()
