@@ -43,7 +43,11 @@ def percentiles(values: list[float]) -> str:
 class Sink:
     """Listens to the graph's outputs and diagnostics from a node of its own."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep: bool = True) -> None:
+        # keep=False (the soak): count results only, so the listener's own lists do not
+        # grow the process's memory being measured
+        self.keep = keep
+        self.results = 0
         self.node = rclpy.create_node("bench_sink")
         self.lock = threading.Lock()
         self.face_delay_ms: list[float] = []
@@ -62,16 +66,20 @@ class Sink:
 
     def _on_faces(self, msg: FaceArray) -> None:
         with self.lock:
-            self.face_delay_ms.append(self._age_ms(msg.header.stamp))
+            if self.keep:
+                self.face_delay_ms.append(self._age_ms(msg.header.stamp))
 
     def _on_expressions(self, msg: ExpressionArray) -> None:
         with self.lock:
-            self.e2e_ms.append(self._age_ms(msg.header.stamp))
+            self.results += 1
+            if self.keep:
+                self.e2e_ms.append(self._age_ms(msg.header.stamp))
             self.labelled += bool(msg.expressions)
 
     def _on_telemetry(self, msg: Telemetry) -> None:
         with self.lock:
-            self.telemetry.append(msg)
+            if self.keep:
+                self.telemetry.append(msg)
 
     def _on_diagnostics(self, msg: DiagnosticArray) -> None:
         with self.lock:
@@ -86,7 +94,7 @@ class Sink:
             self.face_delay_ms.clear()
             self.e2e_ms.clear()
             self.telemetry.clear()
-            self.labelled = 0
+            self.labelled = self.results = 0
             return {k: dict(v) for k, v in self.diagnostics.items()}
 
 

@@ -42,7 +42,7 @@ def main() -> None:
     use_fastdds_profile()
     rclpy.init()
     plan = looping_plan(args.profile, args.fps)
-    sink = Sink()
+    sink = Sink(keep=False)
     errors: set[str] = set()
 
     def on_diagnostics(msg: DiagnosticArray) -> None:
@@ -59,13 +59,13 @@ def main() -> None:
         before = sink.reset()
         start = time.monotonic()
         samples.append((0.0, *sample()))
-        while len(sink.e2e_ms) < args.frames:
+        while sink.results < args.frames:
             time.sleep(min(args.every, 1.0))
             now = time.monotonic() - start
             if now - samples[-1][0] >= args.every:
                 samples.append((now, *sample()))
                 rss, threads, fds = samples[-1][1:]
-                print(f"[{now:5.0f} s] results {len(sink.e2e_ms):6d}  RSS {rss:7.1f} MiB  "
+                print(f"[{now:5.0f} s] results {sink.results:6d}  RSS {rss:7.1f} MiB  "
                       f"threads {threads:3d}  fds {fds:4d}", flush=True)  # fmt: skip
         samples.append((time.monotonic() - start, *sample()))
         time.sleep(1.5)
@@ -75,7 +75,7 @@ def main() -> None:
         rclpy.try_shutdown()
 
     (_, rss0, th0, fd0), (t1, rss1, th1, fd1) = samples[0], samples[-1]
-    print(f"\nprofile {args.profile}: {len(sink.e2e_ms)} results in {t1:.0f} s")
+    print(f"\nprofile {args.profile}: {sink.results} results in {t1:.0f} s")
     growth = 100 * (rss1 / rss0 - 1)
     print(f"RSS     start {rss0:7.1f} MiB  end {rss1:7.1f} MiB  growth {growth:+.1f} %")
     print(f"threads start {th0:7d}      end {th1:7d}      growth {th1 - th0:+d}")
