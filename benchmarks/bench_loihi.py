@@ -55,7 +55,7 @@ def row(label: str, ev: Evaluation) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--card", default="fer_snn_loihi.json", help="Canny Loihi card")
+    parser.add_argument("--card", default="fer_snn_loihi_canny.json", help="Canny Loihi card")
     parser.add_argument(
         "--gray-card", default="fer_snn_loihi_gray.json", help="grayscale Loihi card ('': none)"
     )

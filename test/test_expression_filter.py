@@ -55,7 +55,13 @@ from fer_ros.nodes.inference_node import expression
 from fer_ros.nodes.pipeline_base import ERROR, WARN
 
 CLASSES = ("happy", "contempt", "fear", "surprise", "sadness", "anger", "disgust")
-CARDS = ("fer_cnn_cpu.json", "fer_cnn_rpi.json", "fer_snn_loihi.json", "fer_snn_loihi_gray.json")
+CARDS = (
+    "fer_cnn_cpu.json",
+    "fer_cnn_rpi.json",
+    "fer_snn_loihi.json",
+    "fer_snn_loihi_canny.json",
+    "fer_snn_loihi_gray.json",
+)
 S = NS_PER_S
 
 

@@ -76,6 +76,7 @@ class PipelineMonitor(Node):
             if status.name != self._camera_name:  # other graphs share /diagnostics
                 continue
             values = {kv.key: kv.value for kv in status.values}
+            self.camera_frames = int(values.get("frames_published", self.camera_frames))
             if (
                 values.get(STREAM_KEY) == StreamState.END_OF_STREAM
                 and self._stream_ended_at is None

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from fer_ros.compare import plots
 from fer_ros.compare.faces import FacesUnavailable, evaluation_faces
-from fer_ros.compare.loihi import GRAY_CARD
+from fer_ros.compare.loihi import CANNY_CARD, GRAY_CARD
 from fer_ros.compare.peers import PEERS
 from fer_ros.compare.progress import Progress
 from fer_ros.compare.provenance import host_description
@@ -99,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
 def _ablation(
     args: argparse.Namespace, steps: list[int], progress: Progress, timings: list
 ) -> list[Row]:
-    """The loihi profile's backend on its own card and on the grayscale twin, per T."""
-    card = profile_settings(NEUROMORPHIC_PROFILE)[1].card
-    cards = [card] + ([load_model_card(args.gray_card)] if args.gray_card else [])
+    """The loihi profile's backend on one architecture with Canny and with grayscale input
+    (the previous recipe's pair; the profile's own model is grayscale only), per T."""
+    cards = [load_model_card(CANNY_CARD)] + (
+        [load_model_card(args.gray_card)] if args.gray_card else []
+    )
     rows = []
     for each in cards:
         for t in steps:

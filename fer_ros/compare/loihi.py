@@ -14,7 +14,9 @@ from fer_ros.core.model_card import ModelCard
 from fer_ros.core.profiles import flatten
 from fer_ros.core.spike_encoding import EncodingSettings, converted_settings, encode
 
-GRAY_CARD = "fer_snn_loihi_gray.json"  # the Canny model's grayscale twin (docs/loihi.md)
+# One architecture with either input, for the Canny-versus-grayscale ablation (docs/loihi.md)
+CANNY_CARD = "fer_snn_loihi_canny.json"
+GRAY_CARD = "fer_snn_loihi_gray.json"
 
 
 def encoding_settings(

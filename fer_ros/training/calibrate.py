@@ -27,7 +27,13 @@ from fer_ros.core.paths import models_dir
 from fer_ros.core.spike_encoding import EncodingSettings, encode
 from fer_ros.snn.data import DEFAULT_DATA, card_split
 
-CARDS = ("fer_cnn_cpu.json", "fer_cnn_rpi.json", "fer_snn_loihi.json", "fer_snn_loihi_gray.json")
+CARDS = (
+    "fer_cnn_cpu.json",
+    "fer_cnn_rpi.json",
+    "fer_snn_loihi.json",
+    "fer_snn_loihi_canny.json",
+    "fer_snn_loihi_gray.json",
+)
 BATCH = 32
 CV_FOLDS = 5
 
