@@ -27,7 +27,6 @@ def export_openvino(
     }
     if int8:
         import nncf
-
         from nncf.quantization.advanced_parameters import (
             AdvancedQuantizationParameters,
             OverflowFix,
