@@ -126,8 +126,11 @@ def main(argv: list[str] | None = None) -> int:
             print("fer_ros_bringup: the source yielded no frame", file=sys.stderr, flush=True)
             status = 1
     except LifecycleError as error:
-        print(f"fer_ros: {error}", file=sys.stderr, flush=True)
-        status = 1
+        if rclpy.ok():
+            print(f"fer_ros: {error}", file=sys.stderr, flush=True)
+            status = 1
+        else:  # a signal stopped the run during bring-up: a stop, not a failure
+            print(monitor.final_report(), flush=True)
     except KeyboardInterrupt:
         print(monitor.final_report(), flush=True)  # Ctrl-C is how a camera or replay run ends
     except Exception:
