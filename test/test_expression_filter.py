@@ -446,7 +446,9 @@ def write_bag(arrays: list[ExpressionArray], bag: Path) -> None:
 
 def filtered_replay(ros, bag: Path, rate: float) -> tuple[list, list]:
     """Replay a bag of ExpressionArrays through a fresh filter node: (events, stable)."""
-    node = make_node(ros, ExpressionFilterNode)
+    # gone_after_s well above a loaded test process's stalls: a stall in the replay must
+    # not end the face's track (the filter carries stream time on with the steady clock)
+    node = make_node(ros, ExpressionFilterNode, gone_after_s=5.0)
     start(node)
     probe = Probe(ros, "replay_probe")
     events = probe.listen("expression_events", ExpressionEvent)

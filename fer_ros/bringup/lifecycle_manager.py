@@ -79,7 +79,9 @@ class LifecycleManager(Node):
         future = client.call_async(request)
         start_state: int | None = None
         while time.monotonic() < deadline:
-            if _wait(future, min(ATTEMPT_S, deadline - time.monotonic())):
+            if not self.context.ok():  # a signal shut the process down: nobody will answer
+                raise LifecycleError(f"shut down while {fqn} was to {name}")
+            if _wait(future, min(ATTEMPT_S, deadline - time.monotonic()), self.context):
                 if future.result() is not None and future.result().success:
                     return
                 if start_state is not None and self._state(fqn) == goal:
@@ -123,21 +125,27 @@ class LifecycleManager(Node):
 
     def _state(self, fqn: str, timeout_s: float = ATTEMPT_S) -> int | None:
         """The node's lifecycle state id, or None when it does not answer in time."""
-        state = _call(self._get_state[fqn], GetState.Request(), timeout_s)
+        state = _call(self._get_state[fqn], GetState.Request(), timeout_s, self.context)
         return None if state is None else state.current_state.id
 
 
-def _wait(future: Any, timeout_s: float) -> bool:
+def _wait(future: Any, timeout_s: float, context: Any = None) -> bool:
+    """True once ``future`` is done; False after ``timeout_s`` or when ``context`` shuts
+    down (checked every 0.1 s: its executor no longer completes futures)."""
     if future.done():
         return True
     finished = threading.Event()
     future.add_done_callback(lambda _: finished.set())
-    return finished.wait(max(timeout_s, 0.0))
+    deadline = time.monotonic() + max(timeout_s, 0.0)
+    while not finished.wait(min(0.1, max(deadline - time.monotonic(), 0.0))):
+        if time.monotonic() >= deadline or (context is not None and not context.ok()):
+            return False
+    return True
 
 
-def _call(client: Client, request: Any, timeout_s: float) -> Any:
+def _call(client: Client, request: Any, timeout_s: float, context: Any) -> Any:
     future = client.call_async(request)
-    if not _wait(future, timeout_s):
+    if not _wait(future, timeout_s, context):
         client.remove_pending_request(future)
         return None
     return future.result()
