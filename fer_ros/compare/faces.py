@@ -39,7 +39,7 @@ def evaluation_faces(card: ModelCard, data: Path, max_faces: int = 0) -> Faces:
         raise FacesUnavailable(f"dataset not found: {data} (pass --data PATH)")
     try:  # scikit-learn (the group split) comes with the [train] extra
         from fer_ros.training.data import load_dataset
-        from fer_ros.training.splits import groups_digest, holdout_split
+        from fer_ros.training.splits import card_holdout
     except ImportError as exc:
         raise FacesUnavailable(
             f"rebuilding the card's split needs the [train] extra ({exc}): "
@@ -49,14 +49,10 @@ def evaluation_faces(card: ModelCard, data: Path, max_faces: int = 0) -> Faces:
     recorded = card.extra.get("data", {})
     split = recorded.get("split", {})
     if split and recorded.get("dataset") == data.name:
-        _, test = holdout_split(dataset, float(split["test_fraction"]), int(split["seed"]))
-        digest = groups_digest(dataset.groups[test])
-        expected = split.get("test_groups_sha1")
-        if expected and digest != expected:
-            raise FacesUnavailable(
-                f"held-out groups of {data} (sha1 {digest}) differ from {card.model_id}'s "
-                f"({expected}): not the data the card was trained on"
-            )
+        try:
+            _, test, digest = card_holdout(dataset, split, card.model_id)
+        except ValueError as error:
+            raise FacesUnavailable(f"{data}: {error}") from error
         what = f"held-out groups of {card.model_id} (sha1 {digest}) in {data.name}"
     else:
         test = np.arange(len(dataset))

@@ -78,6 +78,8 @@ class BlazeFaceFinder:
         found = [
             d for d in self._detector.detect(image) if max(d.box[2], d.box[3]) >= c.min_face_size
         ]
+        if not found:
+            return []  # no grey frame to make when there is nothing to crop
         found.sort(key=lambda d: -d.box[2] * d.box[3])
         gray = gray_of(image)
         faces = []

@@ -32,19 +32,16 @@ class Split:
 def card_split(card: ModelCard, path: Path = DEFAULT_DATA) -> tuple[Split, Split]:
     """(train, held_out) crops preprocessed per ``card``; raises if the split can't be rebuilt."""
     from fer_ros.training.data import load_dataset
-    from fer_ros.training.splits import groups_digest, holdout_split
+    from fer_ros.training.splits import card_holdout
 
     split = dict(card.extra.get("data", {}).get("split", {}))
     if not split:
         raise ValueError(f"card {card.model_id!r} records no data.split; cannot find held-out data")
     ds = load_dataset(path, tuple(card.classes))
-    train_idx, test_idx = holdout_split(ds, float(split["test_fraction"]), int(split["seed"]))
-    digest = groups_digest(ds.groups[test_idx])
-    expected = split.get("test_groups_sha1")
-    if expected and digest != expected:
-        raise ValueError(
-            f"held-out groups of {path} (sha1 {digest}) differ from the card's ({expected})"
-        )
+    try:
+        train_idx, test_idx, _ = card_holdout(ds, split, card.model_id)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from error
     x = preprocess_crops(ds.images, card.preprocessing, card.canny)
     return (
         Split(x[train_idx], ds.labels[train_idx], ds.groups[train_idx]),

@@ -45,3 +45,19 @@ def groups_digest(groups: np.ndarray) -> str:
     """Short hash of a set of group ids, so a card can name its test split."""
     data = np.unique(groups).astype(np.int64).tobytes()
     return hashlib.sha1(data).hexdigest()[:12]
+
+
+def card_holdout(
+    ds: FaceDataset, split: dict, model_id: str
+) -> tuple[np.ndarray, np.ndarray, str]:
+    """(train_idx, test_idx, digest) of a card's recorded ``data.split`` rebuilt on ``ds``;
+    ValueError when its held-out groups are not the ones the card recorded."""
+    train, test = holdout_split(ds, float(split["test_fraction"]), int(split["seed"]))
+    digest = groups_digest(ds.groups[test])
+    expected = split.get("test_groups_sha1")
+    if expected and digest != expected:
+        raise ValueError(
+            f"held-out groups (sha1 {digest}) differ from {model_id}'s ({expected}): "
+            "not the data the card was trained on"
+        )
+    return train, test, digest
