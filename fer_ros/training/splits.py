@@ -47,9 +47,7 @@ def groups_digest(groups: np.ndarray) -> str:
     return hashlib.sha1(data).hexdigest()[:12]
 
 
-def card_holdout(
-    ds: FaceDataset, split: dict, model_id: str
-) -> tuple[np.ndarray, np.ndarray, str]:
+def card_holdout(ds: FaceDataset, split: dict, model_id: str) -> tuple[np.ndarray, np.ndarray, str]:
     """(train_idx, test_idx, digest) of a card's recorded ``data.split`` rebuilt on ``ds``;
     ValueError when its held-out groups are not the ones the card recorded."""
     train, test = holdout_split(ds, float(split["test_fraction"]), int(split["seed"]))
