@@ -84,8 +84,11 @@ class LifecycleManager(Node):
             if _wait(future, min(ATTEMPT_S, deadline - time.monotonic()), self.context):
                 if future.result() is not None and future.result().success:
                     return
-                if start_state is not None and self._state(fqn) == goal:
-                    return  # the resent request failed because the first one succeeded
+                if self._state(fqn) == goal:
+                    # a failure answer while the node is where we want it: a resent request
+                    # after the first succeeded, or the answer of a node of the same name
+                    # that is going away (discovery still lists its service)
+                    return
                 break  # an answer of failure is final
             current = self._state(fqn)
             if current is None:
