@@ -532,7 +532,7 @@ def test_faces_of_a_looping_photo_keep_separate_tracks_until_the_camera_stops(ro
     folder.mkdir()
     (folder / "multi_face.jpg").write_bytes((media / "multi_face.jpg").read_bytes())
     graph = Graph(ros, profile_path("cpu"), source=str(folder), loop=True, fps=TEST_FPS)
-    node = make_node(ros, ExpressionFilterNode, gone_after_s=GONE_S)  # above a loaded machine's stalls
+    node = make_node(ros, ExpressionFilterNode, gone_after_s=GONE_S)
     start(node)
     probe = Probe(ros, "faces_probe")
     events = probe.listen("expression_events", ExpressionEvent)
