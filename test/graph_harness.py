@@ -86,3 +86,9 @@ class Graph:
                 node.release()
             self._executor.remove_node(node)
             node.destroy_node()
+        # Until the graph no longer lists them: a later graph's lifecycle requests could
+        # otherwise still reach a same-named node on its way out (seen in CI rehearsals).
+        others = self._executor.get_nodes()
+        if others:
+            names = set(self.nodes)
+            wait_for(lambda: not names & set(others[0].get_node_names()), 10)
