@@ -10,12 +10,13 @@ from fer_ros.power.base import PowerSource, PowerUnavailable, UnavailablePowerSo
 from fer_ros.power.host import host_power_model
 from fer_ros.power.jetson import Ina3221PowerSource
 from fer_ros.power.modelled import POWER_MODELS, ModelledPowerSource
+from fer_ros.power.nvml import NvmlPowerSource
 from fer_ros.power.rapl import RaplPowerSource
 
 _log = logging.getLogger(__name__)
 
 SOURCE_CHOICES = ("auto", "measured", "model", "none")
-SENSOR_CHOICES = ("auto", "ina3221", "rapl")
+SENSOR_CHOICES = ("auto", "ina3221", "nvml", "rapl")
 
 
 @dataclass(frozen=True)
@@ -25,7 +26,7 @@ class PowerConfig:
     source: str = "auto"  # auto | measured | model | none
     model: str = ""  # POWER_MODELS key for the requested device
     fallback_model: str = ""  # POWER_MODELS key when the backend ran its declared CPU fallback
-    sensor: str = "auto"  # auto | ina3221 | rapl
+    sensor: str = "auto"  # auto | ina3221 | nvml | rapl
     rails: tuple[str, ...] = ()  # INA3221 rails to sum; empty: the module input rail
     domains: tuple[str, ...] = ("package",)  # RAPL zone names
     active_w: float | None = None  # overrides the model's active power (documented source!)
@@ -144,6 +145,8 @@ def _sensors_to_try(config: PowerConfig) -> tuple[str, ...]:
 def _measured(sensor: str, config: PowerConfig) -> PowerSource:
     if sensor == "ina3221":
         return Ina3221PowerSource(config.sysfs_root, rails=config.rails)
+    if sensor == "nvml":
+        return NvmlPowerSource()
     return RaplPowerSource(config.sysfs_root, domains=config.domains)
 
 

@@ -3,7 +3,10 @@
 Augmenting the grey crop and then running the shared ``preprocess_crops`` (Canny or
 not) keeps training inputs the same kind the runtime will see. Only variations a camera
 on a robot produces: small shifts, rotations and scale changes, mirror images and
-lighting. No vertical flip (upside-down faces do not occur).
+lighting. No vertical flip (upside-down faces do not occur). The ``camera`` group
+(:data:`ROBOT_CAMERA`) adds what a robot's own camera does to a face: motion and focus
+blur, low light with sensor noise, gamma, JPEG blocking, a far face enlarged from few
+pixels, and a hand or object over part of the face.
 """
 
 from __future__ import annotations
@@ -24,6 +27,22 @@ class AugmentSettings:
     max_contrast: float = 0.2  # relative gain change around the mean
     erase_probability: float = 0.0  # random erasing: a grey box hides part of the face
     max_erase_fraction: float = 0.25  # largest box area, as a fraction of the crop
+    blur_probability: float = 0.0  # Gaussian blur, sigma 0.5-1.5 px (focus, motion)
+    max_gamma: float = 0.0  # gamma in [1/(1+g), 1+g]: dark or washed-out exposure
+    noise_probability: float = 0.0  # low light: darkened, Gaussian noise sigma 2-10 levels
+    jpeg_probability: float = 0.0  # JPEG at quality 30-90 (compressed camera streams)
+    downscale_probability: float = 0.0  # shrunk to 16-32 px and enlarged: a far face
+    occlude_probability: float = 0.0  # a skin-grey ellipse (a hand) over part of the face
+
+
+ROBOT_CAMERA = {
+    "blur_probability": 0.2,
+    "max_gamma": 0.4,
+    "noise_probability": 0.2,
+    "jpeg_probability": 0.2,
+    "downscale_probability": 0.2,
+    "occlude_probability": 0.1,
+}
 
 
 def augment_crops(
@@ -49,7 +68,37 @@ def augment_crops(
         out[i] = np.clip(img, 0, 255).astype(np.uint8)
         if s.erase_probability > 0 and rng.random() < s.erase_probability:
             _erase(out[i], rng, s.max_erase_fraction)
+        _camera(out[i], rng, s)
     return out
+
+
+def _camera(img: np.ndarray, rng: np.random.Generator, s: AugmentSettings) -> None:
+    """The robot-camera effects of ``s``, each with its own probability, in place."""
+    h, w = img.shape
+    if s.downscale_probability and rng.random() < s.downscale_probability:
+        side = int(rng.integers(16, 33))
+        small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+        img[...] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    if s.blur_probability and rng.random() < s.blur_probability:
+        img[...] = cv2.GaussianBlur(img, (0, 0), float(rng.uniform(0.5, 1.5)))
+    if s.max_gamma:
+        gamma = float(np.exp(rng.uniform(-1, 1) * np.log1p(s.max_gamma)))
+        lut = (255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.uint8)
+        img[...] = lut[img]
+    if s.noise_probability and rng.random() < s.noise_probability:
+        dark = img.astype(np.float32) * rng.uniform(0.3, 0.8)
+        dark += rng.normal(0.0, rng.uniform(2.0, 10.0), img.shape)
+        img[...] = np.clip(dark, 0, 255).astype(np.uint8)
+    if s.occlude_probability and rng.random() < s.occlude_probability:
+        centre = (int(rng.integers(0, w)), int(rng.integers(h // 2, h)))
+        axes = (int(rng.integers(w // 6, w // 3)), int(rng.integers(h // 8, h // 4)))
+        shade = int(np.clip(img.mean() + rng.normal(0, 20), 0, 255))
+        cv2.ellipse(img, centre, axes, float(rng.uniform(0, 180)), 0, 360, shade, -1)
+    if s.jpeg_probability and rng.random() < s.jpeg_probability:
+        quality = int(rng.integers(30, 91))
+        ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        if ok:
+            img[...] = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
 
 
 def _erase(img: np.ndarray, rng: np.random.Generator, max_fraction: float) -> None:

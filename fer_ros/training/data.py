@@ -1,8 +1,11 @@
 """Face-expression datasets in three on-disk formats, loaded into one in-memory form.
 
-Formats: the CK+ ``.npz`` (images, labels, classes, groups), the FER2013 CSV (emotion,
-pixels, Usage) and a class-per-folder image tree. Classes are matched by name (with
-common aliases), so a model trained on one dataset keeps the project's class order.
+Formats: the CK+ ``.npz`` (images, labels, classes, groups), the in-the-wild photo
+``.npz`` (JPEG bytes, cropped as the live graph crops: :mod:`.wild`), the FER2013 CSV
+(emotion, pixels, Usage) and a class-per-folder image tree. Classes are matched by name
+(with common aliases), so a model trained on one dataset keeps the project's class order.
+Several files given as ``a.npz,b.npz`` are joined: groups are kept apart and every sample
+remembers its data set (``domains``), so accuracy is reported for each set apart.
 """
 
 from __future__ import annotations
@@ -16,7 +19,17 @@ import cv2
 import numpy as np
 
 # The project's class order (CK+ order), used when the caller asks for no other.
-DEFAULT_CLASSES = ("happy", "contempt", "fear", "surprise", "sadness", "anger", "disgust")
+# CK+ has no neutral; the in-the-wild set adds it as the eighth class.
+DEFAULT_CLASSES = (
+    "happy",
+    "contempt",
+    "fear",
+    "surprise",
+    "sadness",
+    "anger",
+    "disgust",
+    "neutral",
+)
 
 # FER2013 encodes emotions as integers in this order (Goodfellow et al. 2013).
 FER2013_CLASSES = ("anger", "disgust", "fear", "happy", "sadness", "surprise", "neutral")
@@ -48,6 +61,20 @@ class FaceDataset:
     groups: np.ndarray  # int64 (n,)
     usage: np.ndarray | None = None  # str (n,)
     source: str = ""
+    domains: np.ndarray | None = None  # str (n,): the data set of each sample
+
+    @property
+    def domain_names(self) -> tuple[str, ...]:
+        """The data sets present, in order of first appearance."""
+        if self.domains is None:
+            return (Path(self.source).stem or "data",)
+        _, first = np.unique(self.domains, return_index=True)
+        return tuple(str(self.domains[i]) for i in sorted(first))
+
+    def domain_mask(self, name: str) -> np.ndarray:
+        if self.domains is None:
+            return np.ones(len(self), bool)
+        return self.domains == name
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -60,6 +87,7 @@ class FaceDataset:
             groups=self.groups[idx],
             usage=None if self.usage is None else self.usage[idx],
             source=self.source,
+            domains=None if self.domains is None else self.domains[idx],
         )
 
 
@@ -89,14 +117,57 @@ def _remap(
 
 
 def load_npz(path: Path, classes: tuple[str, ...] | None = None) -> FaceDataset:
-    """CK+-style npz: ``images`` (n,H,W) uint8, ``labels``, ``classes``, ``groups``."""
-    with np.load(path, allow_pickle=False) as d:
-        images = d["images"].astype(np.uint8)
-        labels = d["labels"].astype(np.int64)
-        names = [str(c) for c in d["classes"]]
-        groups = d["groups"].astype(np.int64) if "groups" in d else np.arange(len(labels))
+    """CK+-style npz: ``images`` (n,H,W) uint8, ``labels``, ``classes``, ``groups``
+    (optional ``domain``: the data set's name); or a wild photo npz (:mod:`.wild`)."""
+    from fer_ros.training.wild import is_wild_npz, wild_crops
+
+    if is_wild_npz(path):
+        d = wild_crops(path)
+        domain = path.stem
+    else:
+        with np.load(path, allow_pickle=False) as f:
+            d = {k: f[k] for k in f.files}
+        domain = str(d["domain"]) if "domain" in d else path.stem
+    images = d["images"].astype(np.uint8)
+    labels = d["labels"].astype(np.int64)
+    names = [str(c) for c in d["classes"]]
+    groups = d["groups"].astype(np.int64) if "groups" in d else np.arange(len(labels))
     keep, labels, classes = _remap(names, labels, classes)
-    return FaceDataset(images[keep], labels[keep], classes, groups[keep], source=str(path))
+    n = int(keep.sum())
+    return FaceDataset(
+        images[keep],
+        labels[keep],
+        classes,
+        groups[keep],
+        source=str(path),
+        domains=np.full(n, domain),
+    )
+
+
+def join_datasets(parts: list[FaceDataset]) -> FaceDataset:
+    """One dataset of several: classes in the project's order, group ids kept apart."""
+    present = {c for p in parts for c in p.classes}
+    classes = tuple(c for c in DEFAULT_CLASSES if c in present) + tuple(
+        sorted(present - set(DEFAULT_CLASSES))
+    )
+    images, labels, groups, domains = [], [], [], []
+    offset = 0
+    for p in parts:
+        lut = np.array([classes.index(c) for c in p.classes], np.int64)
+        images.append(p.images)
+        labels.append(lut[p.labels])
+        _, g = np.unique(p.groups, return_inverse=True)
+        groups.append(g.astype(np.int64) + offset)
+        offset += int(g.max()) + 1 if len(g) else 0
+        domains.append(p.domains if p.domains is not None else np.full(len(p), p.domain_names[0]))
+    return FaceDataset(
+        np.concatenate(images),
+        np.concatenate(labels),
+        classes,
+        np.concatenate(groups),
+        source=",".join(p.source for p in parts),
+        domains=np.concatenate(domains),
+    )
 
 
 def load_fer2013_csv(
@@ -175,7 +246,19 @@ def load_dataset(
     classes: tuple[str, ...] | None = None,
     group_regex: str | None = None,
 ) -> FaceDataset:
-    """Load by format: ``.npz``, ``.csv`` (FER2013) or a directory tree."""
+    """Load by format: ``.npz``, ``.csv`` (FER2013) or a directory tree; several paths
+    separated by commas are joined (:func:`join_datasets`)."""
+    if isinstance(path, str) and "," in path:
+        parts = [load_dataset(p.strip(), None, group_regex) for p in path.split(",") if p.strip()]
+        joined = join_datasets(parts)
+        if classes is None:
+            return joined
+        keep, labels, classes = _remap(list(joined.classes), joined.labels, classes)
+        idx = np.flatnonzero(keep)
+        j = joined.subset(idx)
+        return FaceDataset(
+            j.images, labels[idx], classes, j.groups, source=j.source, domains=j.domains
+        )
     path = Path(path).expanduser()
     if path.is_dir():
         return load_folder(path, classes, group_regex=group_regex)

@@ -811,6 +811,11 @@ class AwareSettings:
     distill_temp: float = 2.0  # 0: match logits (MSE) instead of softened probabilities
     finetune_augment: bool = True
     exact: bool = True  # stage 2 simulates the emulator's integers (simulate_exact)
+    class_weight_power: float = 1.0  # fit.class_weights: 1 balanced, 0.5 square root
+    camera_augment: bool = False  # augment.ROBOT_CAMERA on top of the usual augmentation
+    finetune_subset: int = 0  # stage 2 on this many seeded samples (0: all); CPU cost
+    device: str = "cpu"  # stage 1 may train on a GPU; stage 2 and conversion run on CPU
+    stage1_checkpoint: str = ""  # a saved stage-1 CNN (--stage1-only) instead of training
     seed: int = 0
     progress: bool = False
 
@@ -827,11 +832,13 @@ def _fan_outs(model_layers: list[graph.Layer]) -> list[float]:
     return fans
 
 
-def _loss_fn(labels: np.ndarray, n_classes: int, smoothing: float) -> nn.Module:
-    counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
-    w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1) / len(counts), 0.0)
+def _loss_fn(
+    labels: np.ndarray, n_classes: int, smoothing: float, power: float = 1.0
+) -> nn.Module:
+    from fer_ros.training.fit import class_weights
+
     return nn.CrossEntropyLoss(
-        weight=torch.tensor(w, dtype=torch.float32), label_smoothing=smoothing
+        weight=class_weights(labels, n_classes, power), label_smoothing=smoothing
     )
 
 
@@ -839,9 +846,10 @@ def _epoch_inputs(
     images: np.ndarray, s: AwareSettings, canny: CannySettings, rng: np.random.Generator
 ) -> torch.Tensor:
     from fer_ros.core.preprocessing import preprocess_crops
-    from fer_ros.training.augment import augment_crops
+    from fer_ros.training.augment import ROBOT_CAMERA, AugmentSettings, augment_crops
 
-    crops = augment_crops(images, rng) if s.augment else images
+    settings = AugmentSettings(**(ROBOT_CAMERA if s.camera_augment else {}))
+    crops = augment_crops(images, rng, settings) if s.augment else images
     return torch.from_numpy(preprocess_crops(crops, s.preprocessing, canny))
 
 
@@ -864,12 +872,13 @@ def train_rate(
     first = (
         s.stage1_mode if s.stage1_mode != "rate" else ("smooth" if s.smooth_epochs > 0 else "rate")
     )
-    model = loihi_cnn(cfg, n_classes, s.timesteps, first, s.delay)
-    loss_fn = _loss_fn(labels, n_classes, s.label_smoothing)
+    dev = torch.device(s.device)
+    model = loihi_cnn(cfg, n_classes, s.timesteps, first, s.delay).to(dev)
+    loss_fn = _loss_fn(labels, n_classes, s.label_smoothing, s.class_weight_power).to(dev)
     opt = torch.optim.AdamW(model.parameters(), lr=s.lr, weight_decay=s.weight_decay)
     per_epoch = int(np.ceil(len(labels) / s.batch_size))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, s.lr, total_steps=max(s.epochs * per_epoch, 1))
-    y_all = torch.from_numpy(labels)
+    y_all = torch.from_numpy(labels).to(dev)
     fans = None
     for epoch in range(s.epochs):
         if (
@@ -879,8 +888,8 @@ def train_rate(
         ):
             set_mode(model, "rate")
         model.train()
-        x_all = _epoch_inputs(images, s, canny, rng)
-        order = torch.from_numpy(rng.permutation(len(labels)))
+        x_all = _epoch_inputs(images, s, canny, rng).to(dev)
+        order = torch.from_numpy(rng.permutation(len(labels))).to(dev)
         for start in range(0, len(labels), s.batch_size):
             idx = order[start : start + s.batch_size]
             if len(idx) < 2:
@@ -889,7 +898,7 @@ def train_rate(
             opt.zero_grad()
             if s.mixup_alpha > 0:
                 lam = float(rng.beta(s.mixup_alpha, s.mixup_alpha))
-                perm = torch.from_numpy(rng.permutation(len(y)))
+                perm = torch.from_numpy(rng.permutation(len(y))).to(dev)
                 out = model(lam * x + (1 - lam) * x[perm])
                 loss = lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
             else:
@@ -904,7 +913,15 @@ def train_rate(
             opt.step()
             sched.step()
     clean = torch.from_numpy(preprocess_crops(images, s.preprocessing, canny))
-    update_bn([clean[i : i + 64] for i in range(0, len(clean), 64)], model)
+    update_bn([clean[i : i + 64] for i in range(0, len(clean), 64)], model, device=dev)
+    return model.cpu().eval()
+
+
+def load_stage1(path: str, cfg: ArchConfig, n_classes: int, s: AwareSettings) -> FerCnn:
+    """A stage-1 CNN saved by ``--stage1-only`` (e.g. trained on a GPU machine)."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    model = loihi_cnn(cfg, n_classes, s.timesteps, "relu", s.delay)
+    model.load_state_dict(data["state_dict"])
     return model.eval()
 
 
@@ -939,7 +956,10 @@ def finetune_spiking(
 
     teacher = copy.deepcopy(net) if s.distill > 0 else None
     rng = np.random.default_rng(s.seed + 1)
-    loss_fn = _loss_fn(labels, n_classes, s.label_smoothing)
+    loss_fn = _loss_fn(labels, n_classes, s.label_smoothing, s.class_weight_power)
+    if 0 < s.finetune_subset < len(labels):
+        keep = np.sort(rng.permutation(len(labels))[: s.finetune_subset])
+        images, labels = images[keep], labels[keep]
     opt = torch.optim.Adam(net.parameters(), lr=s.finetune_lr)
     per_epoch = int(np.ceil(len(labels) / s.finetune_batch))
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(s.finetune_epochs * per_epoch, 1))
@@ -1088,7 +1108,11 @@ def train_loihi_aware(
     from fer_ros.core.model_card import CannySettings
 
     canny = canny or CannySettings()
-    cnn = train_rate(images, labels, n_classes, cfg, s, canny)
+    cnn = (
+        load_stage1(s.stage1_checkpoint, cfg, n_classes, s)
+        if s.stage1_checkpoint
+        else train_rate(images, labels, n_classes, cfg, s, canny)
+    )
     net = fold_model(cnn, s.timesteps, s.delay)
     if calibration is None:
         from fer_ros.core.preprocessing import preprocess_crops
@@ -1297,6 +1321,10 @@ def run_card(
     canny = CannySettings()
     ds = load_dataset(data)
     dev, test, split = split_dataset(ds, test_fraction, s.seed)
+    if s.stage1_checkpoint:
+        saved = torch.load(s.stage1_checkpoint, map_location="cpu", weights_only=True)
+        if saved["test_groups_sha1"] != split["test_groups_sha1"]:
+            raise ValueError(f"{s.stage1_checkpoint}: trained on another split of {data}")
     x_dev = preprocess_crops(dev.images, s.preprocessing, canny)
     x_test = preprocess_crops(test.images, s.preprocessing, canny)
     n_classes = len(ds.classes)
@@ -1463,6 +1491,24 @@ def run_card(
     return card
 
 
+def save_stage1(data: str, cfg: ArchConfig, s: AwareSettings, path: Any) -> None:
+    """Stage 1 alone on the development split of ``data``, saved for ``--stage1``."""
+    from fer_ros.core.model_card import CannySettings
+    from fer_ros.training.data import load_dataset
+    from fer_ros.training.pipeline import split_dataset
+
+    dev, _, split = split_dataset(load_dataset(data), 0.2, s.seed)
+    cnn = train_rate(dev.images, dev.labels, len(dev.classes), cfg, s, CannySettings())
+    torch.save(
+        {
+            "state_dict": cnn.state_dict(),
+            "classes": list(dev.classes),
+            "test_groups_sha1": split["test_groups_sha1"],
+        },
+        path,
+    )
+
+
 def asdict_settings(s: AwareSettings) -> dict[str, Any]:
     from dataclasses import asdict
 
@@ -1508,6 +1554,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", type=Path, default=Path("build/training"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--description", default="")
+    p.add_argument("--class-weight-power", type=float, default=1.0)
+    p.add_argument("--camera-augment", action="store_true")
+    p.add_argument("--finetune-subset", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="stage 1's torch device: cpu, cuda")
+    p.add_argument(
+        "--stage1-only",
+        type=Path,
+        default=None,
+        help="train stage 1 on the development split, save it here and stop",
+    )
+    p.add_argument("--stage1", default="", help="a --stage1-only file instead of stage 1")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     warnings.simplefilter("ignore")
@@ -1533,8 +1590,16 @@ def main(argv: list[str] | None = None) -> int:
         energy_target_uj=a.energy_target,
         stage1_mode="relu",
         gain=a.gain,
+        class_weight_power=a.class_weight_power,
+        camera_augment=a.camera_augment,
+        finetune_subset=a.finetune_subset,
+        device=a.device,
+        stage1_checkpoint=a.stage1,
         seed=a.seed,
     )
+    if a.stage1_only is not None:
+        save_stage1(a.data, cfg, s, a.stage1_only)
+        return 0
     card = run_card(
         a.data, cfg, s, a.model_id, a.out, a.folds, workdir=a.workdir, description=a.description
     )

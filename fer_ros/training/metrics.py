@@ -38,6 +38,23 @@ def summary(labels: np.ndarray, pred: np.ndarray, classes: tuple[str, ...]) -> d
     }
 
 
+def summary_by_domain(
+    labels: np.ndarray,
+    pred: np.ndarray,
+    classes: tuple[str, ...],
+    domains: np.ndarray | None,
+) -> dict[str, object]:
+    """:func:`summary` of all samples, plus one per data set under ``by_dataset`` when
+    the samples come from more than one (figures are only meaningful per set)."""
+    out = summary(labels, pred, classes)
+    names = [] if domains is None else list(dict.fromkeys(domains.tolist()))
+    if len(names) > 1:
+        out["by_dataset"] = {
+            n: summary(labels[domains == n], pred[domains == n], classes) for n in names
+        }
+    return out
+
+
 def save_confusion_png(cm: np.ndarray, classes: tuple[str, ...], path: Path, title: str) -> None:
     """Row-normalised confusion matrix drawn with OpenCV (no plotting library needed)."""
     n, cell, left, top = len(classes), 56, 90, 60

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from dataclasses import asdict
@@ -24,7 +25,7 @@ from fer_ros.training.fit import (
     train_model,
 )
 from fer_ros.training.loihi import loihi_report
-from fer_ros.training.metrics import save_confusion_png, summary
+from fer_ros.training.metrics import save_confusion_png, summary_by_domain
 from fer_ros.training.model import ArchConfig
 from fer_ros.training.splits import (
     assert_group_disjoint,
@@ -116,19 +117,35 @@ def run(
     classes: tuple[str, ...] | None = None,
     group_regex: str | None = None,
     extra: dict[str, Any] | None = None,
+    reuse: bool = False,
 ) -> ModelCard:
-    """The whole training run for one model; returns the written card."""
+    """The whole training run for one model; returns the written card.
+
+    The checkpoint and the CV figures are kept in ``workdir``; with ``reuse`` a run with
+    the same data, split and model id takes them from there instead of training again
+    (training can run on a GPU machine and exports and the card here)."""
     started = time.time()
     out_dir = out_dir.resolve()
     full = load_dataset(data, classes, group_regex)
     ds = group_subset(full, subset, s.seed)
     dev, test, split = split_dataset(ds, test_fraction, s.seed)
     card_extra: dict[str, Any] = {"description": description} if description else {}
-    if folds >= 2:
+    checkpoint = workdir / f"{model_id}.pt"
+    cv_file = workdir / f"{model_id}_cv.json"
+    if reuse and cv_file.is_file():
+        card_extra["cross_validation"] = json.loads(cv_file.read_text())
+    elif folds >= 2:
         card_extra["cross_validation"] = cross_validate(dev, cfg, s, folds)
-    model = train_model(dev, cfg, s, desc="final")
+        cv_file.parent.mkdir(parents=True, exist_ok=True)
+        cv_file.write_text(json.dumps(card_extra["cross_validation"]))
+    if reuse and checkpoint.is_file():
+        model = _reused_model(checkpoint, split, ds.classes)
+    else:
+        model = train_model(dev, cfg, s, desc="final")
     test_x = prepare(test, s)
-    held = summary(test.labels, predict_logits(model, test_x).argmax(1), ds.classes)
+    held = summary_by_domain(
+        test.labels, predict_logits(model, test_x).argmax(1), ds.classes, test.domains
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     png = f"{model_id}_confusion.png"
     save_confusion_png(
@@ -164,9 +181,10 @@ def run(
             "group_regex": group_regex,
             "card_dir": str(out_dir.resolve()),
             "model_id": model_id,
+            "test_groups_sha1": split["test_groups_sha1"],
         },
     )
-    save_checkpoint(t, workdir / f"{model_id}.pt")
+    save_checkpoint(t, checkpoint)
     files, notes, agree = export_all(
         t, exports, out_dir, model_id, _calibration(dev, s), test_x, test.labels
     )
@@ -203,6 +221,18 @@ def run(
     _warn_stale(out_dir / f"{model_id}.json", files)
     write_card(card, out_dir)
     return card
+
+
+def _reused_model(checkpoint: Path, split: dict[str, Any], classes: tuple[str, ...]) -> Any:
+    """A saved model, only if it was trained on the development part of this very split."""
+    t = load_checkpoint(checkpoint)
+    held = t.info.get("test_groups_sha1")
+    if held != split["test_groups_sha1"] or tuple(t.classes) != tuple(classes):
+        raise ValueError(
+            f"{checkpoint}: trained on another split or class list (held-out groups {held}, "
+            f"this split's {split['test_groups_sha1']}); remove it or run without --reuse"
+        )
+    return t.model
 
 
 def _warn_stale(card_path: Path, files: dict[str, str]) -> None:

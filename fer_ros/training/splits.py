@@ -31,7 +31,16 @@ def holdout_split(
         test = ds.usage == "PrivateTest"
         return np.flatnonzero(~test), np.flatnonzero(test)
     folds = max(2, round(1.0 / test_fraction))
-    return group_kfold(ds.labels, ds.groups, folds, seed)[0]
+    return group_kfold(strata(ds), ds.groups, folds, seed)[0]
+
+
+def strata(ds: FaceDataset) -> np.ndarray:
+    """Stratification key: the class within each data set, so every split holds each
+    set's classes in proportion (a joined CK+ and in-the-wild set stays balanced)."""
+    if ds.domains is None:
+        return ds.labels
+    _, dom = np.unique(ds.domains, return_inverse=True)
+    return dom.astype(np.int64) * len(ds.classes) + ds.labels
 
 
 def assert_group_disjoint(groups: np.ndarray, a: np.ndarray, b: np.ndarray) -> None:

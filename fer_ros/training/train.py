@@ -16,7 +16,7 @@ import torch
 
 from fer_ros.core.model_card import CannySettings
 from fer_ros.core.paths import models_dir
-from fer_ros.training.augment import AugmentSettings
+from fer_ros.training.augment import ROBOT_CAMERA, AugmentSettings
 from fer_ros.training.export import ALL_EXPORTS
 from fer_ros.training.fit import TrainSettings
 from fer_ros.training.model import PRESETS, ArchConfig
@@ -51,7 +51,12 @@ def search_provenance(value: str) -> dict[str, object]:
 
 def add_common_args(p: argparse.ArgumentParser) -> None:
     """Data, preprocessing and training options shared by ``train`` and ``search``."""
-    p.add_argument("--data", required=True, help="CK+ .npz, FER2013 .csv or class-per-folder dir")
+    p.add_argument(
+        "--data",
+        required=True,
+        help="CK+ or in-the-wild .npz, FER2013 .csv or class-per-folder dir; "
+        "several joined with commas (a.npz,b.npz), reported apart",
+    )
     p.add_argument(
         "--classes",
         default=None,
@@ -77,6 +82,19 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mixup-alpha", type=float, default=TrainSettings.mixup_alpha)
     p.add_argument("--erase-probability", type=float, default=AugmentSettings.erase_probability)
     p.add_argument(
+        "--camera-augment",
+        action="store_true",
+        help="robot-camera augmentation: blur, gamma, low light and noise, JPEG, far faces, "
+        "a hand over the face (augment.ROBOT_CAMERA)",
+    )
+    p.add_argument(
+        "--class-weight-power",
+        type=float,
+        default=TrainSettings.class_weight_power,
+        help="class weights (mean count / count) ** P: 1 balanced, 0.5 square root, 0 none",
+    )
+    p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
+    p.add_argument(
         "--recalibrate-bn",
         action=argparse.BooleanOptionalAction,
         default=TrainSettings.recalibrate_bn,
@@ -100,7 +118,12 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         batch_size=args.batch_size,
         lr=args.lr,
         augment=not args.no_augment,
-        augmentation=AugmentSettings(erase_probability=args.erase_probability),
+        augmentation=AugmentSettings(
+            erase_probability=args.erase_probability,
+            **(ROBOT_CAMERA if args.camera_augment else {}),
+        ),
+        class_weight_power=args.class_weight_power,
+        device=args.device,
         ema_decay=args.ema_decay,
         mixup_alpha=args.mixup_alpha,
         recalibrate_bn=args.recalibrate_bn,
@@ -130,6 +153,12 @@ def main(argv: list[str] | None = None) -> None:
         "--workdir", type=Path, default=Path("build/training"), help="checkpoints (not committed)"
     )
     p.add_argument("--description", default="")
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take the checkpoint and CV figures already in --workdir (same split) "
+        "instead of training again, e.g. after training on a GPU machine",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     card = run(
@@ -147,6 +176,7 @@ def main(argv: list[str] | None = None) -> None:
         classes=classes_from_args(args),
         group_regex=args.group_regex,
         extra=search_provenance(args.arch),
+        reuse=args.reuse,
     )
     e = card.extra
     if "cross_validation" in e:

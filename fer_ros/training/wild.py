@@ -1,0 +1,107 @@
+"""In-the-wild photo sets (JPEG bytes in an ``.npz``), cropped as the live graph crops.
+
+The format (``wild_faces_dev.npz``): ``jpeg`` (all files concatenated), ``offsets``
+(n + 1), ``labels``, ``classes``, ``groups`` (one id per person) and ``names``. Most
+photos are tight face shots, so each is padded by half its size (edge replicated) to give
+the detector a face of the size a camera frame shows, then BlazeFace finds the largest
+face and the crop is aligned on its eyes exactly as ``face_detection`` does at run time:
+training and live crops share their framing. Photos in which no face is found are left
+out (a robot would not see them either) and counted.
+
+Cropping 10k photos takes a few minutes on one core, so the crops are cached under
+``build/crops/`` keyed by the file's digest and the crop settings (never committed: they
+are derived from the photos).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from fer_ros.core.blazeface import BlazeFaceDetector, aligned_crop
+
+CACHE_DIR = Path("build/crops")
+
+
+@dataclass(frozen=True)
+class WildCropSettings:
+    size: int = 48
+    pad_fraction: float = 0.5  # border added on each side, fraction of the photo's side
+    min_side: int = 256  # padded photos are enlarged to at least this (detector input)
+    model: str = "both"  # BlazeFace models pooled, as config/common.yaml's detector
+
+
+def is_wild_npz(path: Path) -> bool:
+    with np.load(path, allow_pickle=False) as d:
+        return "jpeg" in d.files and "offsets" in d.files
+
+
+def crop_photo(gray: np.ndarray, detector: BlazeFaceDetector, s: WildCropSettings) -> np.ndarray | None:
+    """The eye-aligned crop of the largest face in a grey photo, or None."""
+    h, w = gray.shape
+    pad_y, pad_x = round(h * s.pad_fraction), round(w * s.pad_fraction)
+    padded = cv2.copyMakeBorder(gray, pad_y, pad_y, pad_x, pad_x, cv2.BORDER_REPLICATE)
+    factor = max(1.0, s.min_side / max(padded.shape))
+    if factor > 1.0:
+        padded = cv2.resize(padded, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
+    found = detector.detect(cv2.cvtColor(padded, cv2.COLOR_GRAY2BGR))
+    if not found:
+        return None
+    best = max(found, key=lambda d: d.box[2] * d.box[3])
+    return aligned_crop(padded, best, s.size)
+
+
+def _digest(path: Path, s: WildCropSettings) -> str:
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(json.dumps(asdict(s), sort_keys=True).encode())
+    return h.hexdigest()[:16]
+
+
+def wild_crops(
+    path: Path, s: WildCropSettings = WildCropSettings(), cache_dir: Path = CACHE_DIR
+) -> dict[str, np.ndarray]:
+    """Crops and metadata of a wild ``.npz``: ``images`` (m, size, size) uint8, ``labels``,
+    ``groups``, ``index`` (row in the source file), ``classes``; cached on disk."""
+    cache = cache_dir / f"{path.stem}_{_digest(path, s)}.npz"
+    if cache.is_file():
+        with np.load(cache, allow_pickle=False) as d:
+            return {k: d[k] for k in d.files}
+    detector = BlazeFaceDetector(s.model)
+    with np.load(path, allow_pickle=False) as d:
+        jpeg, offsets = d["jpeg"], d["offsets"]
+        labels, groups, classes = d["labels"], d["groups"], d["classes"]
+    crops, kept = [], []
+    for i in range(len(labels)):
+        gray = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_GRAYSCALE)
+        if gray is None:
+            raise ValueError(f"{path}: image {i} is not a decodable JPEG")
+        crop = crop_photo(gray, detector, s)
+        if crop is not None:
+            crops.append(crop)
+            kept.append(i)
+    index = np.asarray(kept, np.int64)
+    out = {
+        "images": np.stack(crops).astype(np.uint8),
+        "labels": labels[index].astype(np.int64),
+        "groups": groups[index].astype(np.int64),
+        "index": index,
+        "classes": np.asarray(classes),
+        "photos": np.asarray(len(labels)),
+    }
+    print(
+        f"{path.name}: a face found in {len(index)} of {len(labels)} photos "
+        f"({len(labels) - len(index)} left out); crops cached in {cache}",
+        file=sys.stderr,
+    )
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(cache, **out)
+    return out
