@@ -50,7 +50,11 @@ from fer_ros.core.face_tracking import IouTracker
 from fer_ros.core.model_card import load_model_card
 from fer_ros.core.preprocessing import preprocess_crops
 from fer_ros.nodes.expression_filter_node import ExpressionFilterNode
-from fer_ros.nodes.expression_reactor_node import ExpressionReactorNode, parse_reactions
+from fer_ros.nodes.expression_reactor_node import (
+    DEFAULT_REACTIONS,
+    ExpressionReactorNode,
+    parse_reactions,
+)
 from fer_ros.nodes.inference_node import expression
 from fer_ros.nodes.pipeline_base import ERROR, WARN
 
@@ -390,6 +394,13 @@ def test_reactor_maps_events_to_reactions_once_per_face(ros):
     assert not wait_for(lambda: len(reactions) > 4, 0.5)
     assert [r.data for r in reactions] == ["greet", "greet", "bye", "greet"]
     node.release()
+
+
+def test_default_reactions_are_calm_for_neutral_and_silent_for_contempt_and_disgust():
+    defaults = parse_reactions(DEFAULT_REACTIONS)
+    assert defaults["neutral"] == "idle"  # the resting face: back to idle, nothing more
+    assert "contempt" not in defaults and "disgust" not in defaults
+    assert UNCERTAIN not in defaults and "appeared" not in defaults
 
 
 def test_reactor_refuses_a_malformed_mapping(ros):
