@@ -59,6 +59,8 @@ from fer_ros.nodes.inference_node import expression
 from fer_ros.nodes.pipeline_base import ERROR, WARN
 
 CLASSES = ("happy", "contempt", "fear", "surprise", "sadness", "anger", "disgust")
+# the retrained models' order: CK+'s seven, then neutral (the cards say which a model has)
+CLASSES8 = (*CLASSES, "neutral")
 CARDS = (
     "fer_cnn_cpu.json",
     "fer_cnn_rpi.json",
@@ -69,9 +71,9 @@ CARDS = (
 S = NS_PER_S
 
 
-def onehot(label: str, p: float = 0.9) -> np.ndarray:
-    scores = np.full(len(CLASSES), (1.0 - p) / (len(CLASSES) - 1))
-    scores[CLASSES.index(label)] = p
+def onehot(label: str, p: float = 0.9, classes: tuple[str, ...] = CLASSES) -> np.ndarray:
+    scores = np.full(len(classes), (1.0 - p) / (len(classes) - 1))
+    scores[classes.index(label)] = p
     return scores
 
 
@@ -83,14 +85,22 @@ def feed(flt: ExpressionFilter, frames: list[tuple[float, dict[int, np.ndarray]]
     return events
 
 
-def frames(label: str, t0: float, t1: float, fps: float, face: int = 1, p: float = 0.9):
+def frames(
+    label: str,
+    t0: float,
+    t1: float,
+    fps: float,
+    face: int = 1,
+    p: float = 0.9,
+    classes: tuple[str, ...] = CLASSES,
+):
     n = round((t1 - t0) * fps)
-    return [(t0 + k / fps, {face: onehot(label, p)}) for k in range(n)]
+    return [(t0 + k / fps, {face: onehot(label, p, classes)}) for k in range(n)]
 
 
-def plain(**kw) -> ExpressionFilter:
+def plain(classes: tuple[str, ...] = CLASSES, **kw) -> ExpressionFilter:
     """No calibration, so scores are what the test feeds."""
-    return ExpressionFilter(CLASSES, FilterSettings(**kw))
+    return ExpressionFilter(classes, FilterSettings(**kw))
 
 
 # --- the filter, ROS-free -----------------------------------------------------------------
@@ -279,12 +289,34 @@ def test_affect_table_covers_ck_plus_and_orders_the_classes_plausibly():
     assert min(a, key=a.get) == "sadness" and a["surprise"] > a["contempt"]
     assert expected_affect(onehot("anger", 1.0), table) == pytest.approx(AFFECT["anger"])
     assert expected_affect(np.zeros(7), table) == (0.0, 0.0)
-    with pytest.raises(KeyError, match="neutral"):
-        affect_table(("neutral", "happy"))
+    with pytest.raises(KeyError, match="boredom"):
+        affect_table(("boredom", "happy"))
     # a model with other classes still filters, without valence/arousal
     flt = ExpressionFilter(("a", "b"), FilterSettings(hold_s=0.0))
     flt.update(0, [Observation(1, [0.9, 0.1])])
     assert flt.states()[0].label == "a" and math.isnan(flt.states()[0].valence)
+
+
+def test_neutral_sits_near_the_circumplex_origin_from_the_same_source():
+    # Warriner et al. (2013) rate the lemma "neutral" too: valence 5.50, arousal 3.45
+    assert AFFECT["neutral"] == pytest.approx(((5.50 - 5) / 4, (3.45 - 5) / 4))
+    table = affect_table(CLASSES8)
+    assert table.shape == (8, 2)
+    v = dict(zip(CLASSES8, table[:, 0], strict=True))
+    a = dict(zip(CLASSES8, table[:, 1], strict=True))
+    # mildly pleasant, calmer than every class but sadness, closer to the origin than any
+    assert v["surprise"] > v["neutral"] > 0 > v["disgust"]
+    assert a["sadness"] < a["neutral"] < min(a[c] for c in CLASSES if c != "sadness")
+    radius = np.hypot(table[:, 0], table[:, 1])
+    assert CLASSES8[int(np.argmin(radius))] == "neutral"
+    # an eight-class filter has valence and arousal (not NaN); neutral's share of the
+    # scores pulls them towards pleasant and calm
+    flt = ExpressionFilter(CLASSES8, FilterSettings(hold_s=0.0))
+    flt.update(0, [Observation(1, onehot("sadness", 0.45, CLASSES8))])
+    seven = expected_affect(onehot("sadness", 0.45), affect_table(CLASSES))
+    state = flt.states()[0]
+    assert state.label == UNCERTAIN and np.isfinite([state.valence, state.arousal]).all()
+    assert state.valence > seven[0] and state.arousal < seven[1]
 
 
 # --- nodes on a real graph ----------------------------------------------------------------
