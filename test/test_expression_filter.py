@@ -4,6 +4,7 @@ demo videos and by the live graph on a photo of five people."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -156,6 +157,40 @@ def test_uncertain_when_no_class_is_confident_and_a_new_face_starts_uncertain():
     flt = plain(hold_s=0.0)
     (appeared,) = feed(flt, [(0.0, {1: onehot("surprise")})])
     assert appeared.to_label == "surprise"
+
+
+def test_neutral_is_an_ordinary_class_and_uncertain_only_means_nothing_is_confident():
+    flt = plain(CLASSES8, time_constant_s=0.0, hold_s=0.3, min_confidence=0.5)
+    feed(flt, frames("neutral", 0.0, 0.5, 10, classes=CLASSES8))
+    state = flt.states()[0]
+    assert (state.label, state.confidence) == ("neutral", pytest.approx(0.9))
+    table = affect_table(CLASSES8)
+    expected = expected_affect(onehot("neutral", 0.9, CLASSES8), table)
+    assert (state.valence, state.arousal) == pytest.approx(expected)
+    assert state.valence > 0 > state.arousal  # calm, mildly pleasant
+    # neutral is held and left like any class: a clear smile replaces it after hold_s
+    (event,) = feed(flt, frames("happy", 0.5, 1.0, 10, classes=CLASSES8))
+    assert (event.from_label, event.to_label) == ("neutral", "happy")
+    assert event.stamp_ns == round(0.8 * S)
+    # ... and back: neutral is never skipped for uncertain while it is confident
+    (event,) = feed(flt, frames("neutral", 1.0, 1.5, 10, p=0.55, classes=CLASSES8))
+    assert (event.from_label, event.to_label) == ("happy", "neutral")
+    # a weak neutral is not a neutral: below min_confidence nothing is confident
+    weak = onehot("neutral", 0.45, CLASSES8)
+    (event,) = feed(flt, [(1.5 + k / 10, {1: weak}) for k in range(5)])
+    assert (event.from_label, event.to_label) == ("neutral", UNCERTAIN)
+    assert flt.states()[0].confidence == pytest.approx(0.45)
+    # a confident class against a close neutral needs the margin like any other change
+    flt = plain(CLASSES8, time_constant_s=0.0, hold_s=0.0, change_margin=0.2)
+    feed(flt, [(0.0, {1: onehot("neutral", 0.9, CLASSES8)})])
+    close = np.array([0.55, 0, 0, 0, 0, 0, 0, 0.45])
+    assert feed(flt, [(0.1, {1: close})]) == [] and flt.states()[0].label == "neutral"
+    # the same seven-class scores still filter with a seven-class card
+    flt = plain(time_constant_s=0.0, hold_s=0.0)
+    (appeared,) = feed(flt, [(0.0, {1: onehot("contempt")})])
+    assert appeared.to_label == "contempt" and len(flt.states()[0].scores) == 7
+    with pytest.raises(ValueError, match="uncertain"):
+        ExpressionFilter((*CLASSES, UNCERTAIN))
 
 
 def test_a_face_without_updates_ends_as_gone_and_a_return_is_a_new_track():
@@ -391,6 +426,30 @@ def test_filter_node_keeps_tracks_through_bad_input_and_ends_them_when_input_sto
     node.release()
 
 
+def test_filter_node_takes_eight_classes_from_the_card_and_reports_neutral(ros, tmp_path):
+    card = tmp_path / "toy8.json"
+    card.write_text(json.dumps({"model_id": "toy8", "classes": list(CLASSES8)}))
+    node = make_node(ros, ExpressionFilterNode, model_card=str(card), hold_s=0.2)
+    start(node)
+    probe = Probe(ros)
+    events = probe.listen("expression_events", ExpressionEvent)
+    stable = probe.listen("stable_expressions", StableExpressionArray)
+    publish = probe.publisher("expressions", ExpressionArray).publish
+    for k in range(4):
+        publish(array(50 + k / 10, {1: onehot("neutral", 0.9, CLASSES8)}, classes=CLASSES8))
+    publish(array(50.4, {1: onehot("happy")}))  # seven classes: not the card's, skipped
+    publish(array(50.5, {1: onehot("neutral", 0.9, CLASSES8)}, classes=CLASSES8))
+    assert wait_for(lambda: len(stable) >= 6)
+    assert wait_for(lambda: probe.saw_diagnostic("expression_filter", "differ", WARN))
+    last = stable[5].expressions[0]
+    assert (last.label, tuple(last.class_names)) == ("neutral", CLASSES8)
+    assert last.confidence == pytest.approx(0.9) and len(last.scores) == 8
+    assert last.valence > 0 > last.arousal  # neutral's place on the circumplex, not NaN
+    kinds = [(e.kind, e.from_label, e.to_label) for e in events]
+    assert kinds == [("appeared", "", UNCERTAIN), ("changed", UNCERTAIN, "neutral")]
+    node.release()
+
+
 def test_filter_node_refuses_a_missing_model_card(ros, tmp_path):
     node = make_node(ros, ExpressionFilterNode, model_card=str(tmp_path / "none.json"))
     probe = Probe(ros)
@@ -540,8 +599,9 @@ def test_replayed_single_face_video_changes_at_most_twice_and_ends_happy(ros, vi
     assert [e.kind for e in events if e.kind != "changed"] == ["appeared", "gone"]
     changes = [(e.from_label, e.to_label) for e in events if e.kind == "changed"]
     assert 1 <= len(changes) <= 2 and changes[-1][1] == "happy", changes
-    # the neutral start reads uncertain or, as the model says with high confidence, contempt
-    assert changes[0][0] == UNCERTAIN and changes[0][1] in ("happy", "contempt")
+    # the neutral start reads uncertain, neutral with a model that has that class, or,
+    # with a seven-class model (no neutral), as it says with high confidence, contempt
+    assert changes[0][0] == UNCERTAIN and changes[0][1] in ("happy", "neutral", "contempt")
     course = labels_over_time(stable)
     assert course[-1][1] == "happy"
     # valence follows the smile (it drops again as the smile fades in the last frames)
@@ -554,9 +614,10 @@ def test_replayed_sad_to_laughing_video_runs_from_uncertain_to_happy(ros, video_
     course = labels_over_time(stable)
     t0, t_end = course[0][0], course[-1][0]
     early = [label for t, label, _ in course if t - t0 < (t_end - t0) / 3]
-    # CK+ models have no neutral and read this sad face as a mix: uncertain (or sadness)
-    # is what the first third mostly shows; no confident happy yet
-    assert max(set(early), key=early.count) in (UNCERTAIN, "sadness"), early
+    # seven-class models (no neutral) read this sad face as a mix: uncertain (or sadness)
+    # is what the first third mostly shows; a model with neutral may call it that; no
+    # confident happy yet
+    assert max(set(early), key=early.count) in (UNCERTAIN, "sadness", "neutral"), early
     assert "happy" not in early
     late = [label for t, label, _ in course if t_end - t < 3.0]
     assert set(late) == {"happy"}, late
