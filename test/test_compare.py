@@ -22,10 +22,11 @@ import pytest
 from fer_ros.backends import create_backend
 from fer_ros.compare import cli
 from fer_ros.compare.accuracy import measured_accuracy
+from fer_ros.compare.faces import Faces
 from fer_ros.compare.loihi import GRAY_CARD
 from fer_ros.compare.peers import PEERS, class_map
 from fer_ros.compare.reference import CLAIMS, headline
-from fer_ros.compare.runs import profile_settings
+from fer_ros.compare.runs import profile_settings, shared_classes_note
 from fer_ros.core.model_card import load_model_card
 from fer_ros.core.profiles import profile_parameters, profile_path
 from fer_ros.nodes.inference_settings import settings_from_parameters
@@ -139,6 +140,46 @@ def test_unmapped_classes_count_wrong():
     got = measured_accuracy(labels, np.array([0, -1, -1]), CK_CLASSES)
     assert got.accuracy == pytest.approx(1 / 3)
     assert got.recall["contempt"] == 0.0 and math.isnan(got.recall["anger"])
+
+
+def test_a_peers_neutral_is_ours_where_the_card_has_neutral():
+    classes = (*CK_CLASSES, "neutral")
+    fer, facex = (class_map(peer.classes, classes) for peer in PEERS)
+    assert list(fer) == [5, 6, 2, 0, 4, 3, 7]  # angry, disgust, ..., neutral
+    assert list(facex) == [5, 6, 2, 0, 7, 4, 3]  # ..., neutral, sadness, surprised
+    assert 1 not in fer and 1 not in facex  # contempt has no peer class either way
+    # a peer's neutral on a neutral face is right; on a seven-class card it counts wrong
+    labels = np.array([7, 7, 1])
+    got = measured_accuracy(labels, fer[np.array([6, 3, 6])], classes)
+    assert got.accuracy == pytest.approx(1 / 3)
+    assert got.recall["neutral"] == 0.5 and got.recall["contempt"] == 0.0
+    seven = measured_accuracy(
+        np.array([0]), class_map(PEERS[0].classes, CK_CLASSES)[[6]], CK_CLASSES
+    )
+    assert seven.accuracy == 0.0 and seven.recall["happy"] == 0.0
+
+
+def test_the_peer_note_names_what_is_left_unmapped():
+    peer = PEERS[0]  # angry, disgust, fear, happy, sad, surprise, neutral
+    # faces happy, happy, contempt; the peer leans neutral on the first, happy on the rest
+    scores = np.array([[0, 0, 0, 0.3, 0, 0, 0.7], np.eye(7)[3], np.eye(7)[3]])
+    happy_happy_contempt = np.array([0, 0, 1])
+    notes = {}
+    for classes in (CK_CLASSES, (*CK_CLASSES, "neutral")):
+        faces = Faces(np.zeros((3, 48, 48), np.uint8), happy_happy_contempt, classes, "toy")
+        notes[len(classes)] = shared_classes_note(
+            peer, scores, class_map(peer.classes, classes), faces
+        )
+    # seven classes: the peer's neutral is dropped, its best shared class (happy) counts
+    assert notes[7] == (
+        "classes mapped by name; counted wrong: peer neutral (not a class of the model), "
+        "ours contempt (no peer class, 1 faces); on the 6 shared classes only: 1.000"
+    )
+    # eight: its neutral is ours, so leaning neutral on a happy face is simply wrong
+    assert notes[8] == (
+        "classes mapped by name; counted wrong: peer - (not a class of the model), "
+        "ours contempt (no peer class, 1 faces); on the 7 shared classes only: 0.500"
+    )
 
 
 def test_compare_imports_without_ros():

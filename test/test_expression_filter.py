@@ -4,6 +4,7 @@ demo videos and by the live graph on a photo of five people."""
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -50,11 +51,17 @@ from fer_ros.core.face_tracking import IouTracker
 from fer_ros.core.model_card import load_model_card
 from fer_ros.core.preprocessing import preprocess_crops
 from fer_ros.nodes.expression_filter_node import ExpressionFilterNode
-from fer_ros.nodes.expression_reactor_node import ExpressionReactorNode, parse_reactions
+from fer_ros.nodes.expression_reactor_node import (
+    DEFAULT_REACTIONS,
+    ExpressionReactorNode,
+    parse_reactions,
+)
 from fer_ros.nodes.inference_node import expression
 from fer_ros.nodes.pipeline_base import ERROR, WARN
 
 CLASSES = ("happy", "contempt", "fear", "surprise", "sadness", "anger", "disgust")
+# the retrained models' order: CK+'s seven, then neutral (the cards say which a model has)
+CLASSES8 = (*CLASSES, "neutral")
 CARDS = (
     "fer_cnn_cpu.json",
     "fer_cnn_rpi.json",
@@ -65,9 +72,9 @@ CARDS = (
 S = NS_PER_S
 
 
-def onehot(label: str, p: float = 0.9) -> np.ndarray:
-    scores = np.full(len(CLASSES), (1.0 - p) / (len(CLASSES) - 1))
-    scores[CLASSES.index(label)] = p
+def onehot(label: str, p: float = 0.9, classes: tuple[str, ...] = CLASSES) -> np.ndarray:
+    scores = np.full(len(classes), (1.0 - p) / (len(classes) - 1))
+    scores[classes.index(label)] = p
     return scores
 
 
@@ -79,14 +86,22 @@ def feed(flt: ExpressionFilter, frames: list[tuple[float, dict[int, np.ndarray]]
     return events
 
 
-def frames(label: str, t0: float, t1: float, fps: float, face: int = 1, p: float = 0.9):
+def frames(
+    label: str,
+    t0: float,
+    t1: float,
+    fps: float,
+    face: int = 1,
+    p: float = 0.9,
+    classes: tuple[str, ...] = CLASSES,
+):
     n = round((t1 - t0) * fps)
-    return [(t0 + k / fps, {face: onehot(label, p)}) for k in range(n)]
+    return [(t0 + k / fps, {face: onehot(label, p, classes)}) for k in range(n)]
 
 
-def plain(**kw) -> ExpressionFilter:
+def plain(classes: tuple[str, ...] = CLASSES, **kw) -> ExpressionFilter:
     """No calibration, so scores are what the test feeds."""
-    return ExpressionFilter(CLASSES, FilterSettings(**kw))
+    return ExpressionFilter(classes, FilterSettings(**kw))
 
 
 # --- the filter, ROS-free -----------------------------------------------------------------
@@ -142,6 +157,40 @@ def test_uncertain_when_no_class_is_confident_and_a_new_face_starts_uncertain():
     flt = plain(hold_s=0.0)
     (appeared,) = feed(flt, [(0.0, {1: onehot("surprise")})])
     assert appeared.to_label == "surprise"
+
+
+def test_neutral_is_an_ordinary_class_and_uncertain_only_means_nothing_is_confident():
+    flt = plain(CLASSES8, time_constant_s=0.0, hold_s=0.3, min_confidence=0.5)
+    feed(flt, frames("neutral", 0.0, 0.5, 10, classes=CLASSES8))
+    state = flt.states()[0]
+    assert (state.label, state.confidence) == ("neutral", pytest.approx(0.9))
+    table = affect_table(CLASSES8)
+    expected = expected_affect(onehot("neutral", 0.9, CLASSES8), table)
+    assert (state.valence, state.arousal) == pytest.approx(expected)
+    assert state.valence > 0 > state.arousal  # calm, mildly pleasant
+    # neutral is held and left like any class: a clear smile replaces it after hold_s
+    (event,) = feed(flt, frames("happy", 0.5, 1.0, 10, classes=CLASSES8))
+    assert (event.from_label, event.to_label) == ("neutral", "happy")
+    assert event.stamp_ns == round(0.8 * S)
+    # ... and back: neutral is never skipped for uncertain while it is confident
+    (event,) = feed(flt, frames("neutral", 1.0, 1.5, 10, p=0.55, classes=CLASSES8))
+    assert (event.from_label, event.to_label) == ("happy", "neutral")
+    # a weak neutral is not a neutral: below min_confidence nothing is confident
+    weak = onehot("neutral", 0.45, CLASSES8)
+    (event,) = feed(flt, [(1.5 + k / 10, {1: weak}) for k in range(5)])
+    assert (event.from_label, event.to_label) == ("neutral", UNCERTAIN)
+    assert flt.states()[0].confidence == pytest.approx(0.45)
+    # a confident class against a close neutral needs the margin like any other change
+    flt = plain(CLASSES8, time_constant_s=0.0, hold_s=0.0, change_margin=0.2)
+    feed(flt, [(0.0, {1: onehot("neutral", 0.9, CLASSES8)})])
+    close = np.array([0.55, 0, 0, 0, 0, 0, 0, 0.45])
+    assert feed(flt, [(0.1, {1: close})]) == [] and flt.states()[0].label == "neutral"
+    # the same seven-class scores still filter with a seven-class card
+    flt = plain(time_constant_s=0.0, hold_s=0.0)
+    (appeared,) = feed(flt, [(0.0, {1: onehot("contempt")})])
+    assert appeared.to_label == "contempt" and len(flt.states()[0].scores) == 7
+    with pytest.raises(ValueError, match="uncertain"):
+        ExpressionFilter((*CLASSES, UNCERTAIN))
 
 
 def test_a_face_without_updates_ends_as_gone_and_a_return_is_a_new_track():
@@ -275,12 +324,34 @@ def test_affect_table_covers_ck_plus_and_orders_the_classes_plausibly():
     assert min(a, key=a.get) == "sadness" and a["surprise"] > a["contempt"]
     assert expected_affect(onehot("anger", 1.0), table) == pytest.approx(AFFECT["anger"])
     assert expected_affect(np.zeros(7), table) == (0.0, 0.0)
-    with pytest.raises(KeyError, match="neutral"):
-        affect_table(("neutral", "happy"))
+    with pytest.raises(KeyError, match="boredom"):
+        affect_table(("boredom", "happy"))
     # a model with other classes still filters, without valence/arousal
     flt = ExpressionFilter(("a", "b"), FilterSettings(hold_s=0.0))
     flt.update(0, [Observation(1, [0.9, 0.1])])
     assert flt.states()[0].label == "a" and math.isnan(flt.states()[0].valence)
+
+
+def test_neutral_sits_near_the_circumplex_origin_from_the_same_source():
+    # Warriner et al. (2013) rate the lemma "neutral" too: valence 5.50, arousal 3.45
+    assert AFFECT["neutral"] == pytest.approx(((5.50 - 5) / 4, (3.45 - 5) / 4))
+    table = affect_table(CLASSES8)
+    assert table.shape == (8, 2)
+    v = dict(zip(CLASSES8, table[:, 0], strict=True))
+    a = dict(zip(CLASSES8, table[:, 1], strict=True))
+    # mildly pleasant, calmer than every class but sadness, closer to the origin than any
+    assert v["surprise"] > v["neutral"] > 0 > v["disgust"]
+    assert a["sadness"] < a["neutral"] < min(a[c] for c in CLASSES if c != "sadness")
+    radius = np.hypot(table[:, 0], table[:, 1])
+    assert CLASSES8[int(np.argmin(radius))] == "neutral"
+    # an eight-class filter has valence and arousal (not NaN); neutral's share of the
+    # scores pulls them towards pleasant and calm
+    flt = ExpressionFilter(CLASSES8, FilterSettings(hold_s=0.0))
+    flt.update(0, [Observation(1, onehot("sadness", 0.45, CLASSES8))])
+    seven = expected_affect(onehot("sadness", 0.45), affect_table(CLASSES))
+    state = flt.states()[0]
+    assert state.label == UNCERTAIN and np.isfinite([state.valence, state.arousal]).all()
+    assert state.valence > seven[0] and state.arousal < seven[1]
 
 
 # --- nodes on a real graph ----------------------------------------------------------------
@@ -355,6 +426,30 @@ def test_filter_node_keeps_tracks_through_bad_input_and_ends_them_when_input_sto
     node.release()
 
 
+def test_filter_node_takes_eight_classes_from_the_card_and_reports_neutral(ros, tmp_path):
+    card = tmp_path / "toy8.json"
+    card.write_text(json.dumps({"model_id": "toy8", "classes": list(CLASSES8)}))
+    node = make_node(ros, ExpressionFilterNode, model_card=str(card), hold_s=0.2)
+    start(node)
+    probe = Probe(ros)
+    events = probe.listen("expression_events", ExpressionEvent)
+    stable = probe.listen("stable_expressions", StableExpressionArray)
+    publish = probe.publisher("expressions", ExpressionArray).publish
+    for k in range(4):
+        publish(array(50 + k / 10, {1: onehot("neutral", 0.9, CLASSES8)}, classes=CLASSES8))
+    publish(array(50.4, {1: onehot("happy")}))  # seven classes: not the card's, skipped
+    publish(array(50.5, {1: onehot("neutral", 0.9, CLASSES8)}, classes=CLASSES8))
+    assert wait_for(lambda: len(stable) >= 6)
+    assert wait_for(lambda: probe.saw_diagnostic("expression_filter", "differ", WARN))
+    last = stable[5].expressions[0]
+    assert (last.label, tuple(last.class_names)) == ("neutral", CLASSES8)
+    assert last.confidence == pytest.approx(0.9) and len(last.scores) == 8
+    assert last.valence > 0 > last.arousal  # neutral's place on the circumplex, not NaN
+    kinds = [(e.kind, e.from_label, e.to_label) for e in events]
+    assert kinds == [("appeared", "", UNCERTAIN), ("changed", UNCERTAIN, "neutral")]
+    node.release()
+
+
 def test_filter_node_refuses_a_missing_model_card(ros, tmp_path):
     node = make_node(ros, ExpressionFilterNode, model_card=str(tmp_path / "none.json"))
     probe = Probe(ros)
@@ -390,6 +485,13 @@ def test_reactor_maps_events_to_reactions_once_per_face(ros):
     assert not wait_for(lambda: len(reactions) > 4, 0.5)
     assert [r.data for r in reactions] == ["greet", "greet", "bye", "greet"]
     node.release()
+
+
+def test_default_reactions_are_calm_for_neutral_and_silent_for_contempt_and_disgust():
+    defaults = parse_reactions(DEFAULT_REACTIONS)
+    assert defaults["neutral"] == "idle"  # the resting face: back to idle, nothing more
+    assert "contempt" not in defaults and "disgust" not in defaults
+    assert UNCERTAIN not in defaults and "appeared" not in defaults
 
 
 def test_reactor_refuses_a_malformed_mapping(ros):
@@ -497,8 +599,9 @@ def test_replayed_single_face_video_changes_at_most_twice_and_ends_happy(ros, vi
     assert [e.kind for e in events if e.kind != "changed"] == ["appeared", "gone"]
     changes = [(e.from_label, e.to_label) for e in events if e.kind == "changed"]
     assert 1 <= len(changes) <= 2 and changes[-1][1] == "happy", changes
-    # the neutral start reads uncertain or, as the model says with high confidence, contempt
-    assert changes[0][0] == UNCERTAIN and changes[0][1] in ("happy", "contempt")
+    # the neutral start reads uncertain, neutral with a model that has that class, or,
+    # with a seven-class model (no neutral), as it says with high confidence, contempt
+    assert changes[0][0] == UNCERTAIN and changes[0][1] in ("happy", "neutral", "contempt")
     course = labels_over_time(stable)
     assert course[-1][1] == "happy"
     # valence follows the smile (it drops again as the smile fades in the last frames)
@@ -511,9 +614,10 @@ def test_replayed_sad_to_laughing_video_runs_from_uncertain_to_happy(ros, video_
     course = labels_over_time(stable)
     t0, t_end = course[0][0], course[-1][0]
     early = [label for t, label, _ in course if t - t0 < (t_end - t0) / 3]
-    # CK+ models have no neutral and read this sad face as a mix: uncertain (or sadness)
-    # is what the first third mostly shows; no confident happy yet
-    assert max(set(early), key=early.count) in (UNCERTAIN, "sadness"), early
+    # seven-class models (no neutral) read this sad face as a mix: uncertain (or sadness)
+    # is what the first third mostly shows; a model with neutral may call it that; no
+    # confident happy yet
+    assert max(set(early), key=early.count) in (UNCERTAIN, "sadness", "neutral"), early
     assert "happy" not in early
     late = [label for t, label, _ in course if t_end - t < 3.0]
     assert set(late) == {"happy"}, late

@@ -17,6 +17,7 @@ from std_msgs.msg import Header
 from fer_msgs.msg import Face, FaceArray, StableExpression, StableExpressionArray
 from fer_ros.core.hri_mapping import (
     FACES_TRACKED,
+    HRI_EXPRESSIONS,
     TrackedFaces,
     face_topic,
     hri_expression,
@@ -39,8 +40,38 @@ def test_ids_topics_and_expression_names_follow_rep_155():
     assert [hri_expression(c) for c in ("happy", "fear", "surprise", "sadness")] == [
         "happy", "scared", "surprised", "sad",
     ]  # fmt: skip
+    # a model's neutral class is REP-155's NEUTRAL; uncertain (no class confident) is not
+    assert hri_expression("neutral") == "neutral"
     # no contempt in REP-155's list, and uncertain is not its neutral
     assert hri_expression("contempt") == hri_expression("uncertain") == ""
+
+
+# hri_msgs/Expression's string constants for the basic expressions (ros4hri/hri_msgs,
+# msg/Expression.msg: NEUTRAL="neutral", ANGRY="angry", ...); checked against the real
+# message below where hri_msgs is importable
+REP_155_BASIC = {
+    "NEUTRAL": "neutral",
+    "ANGRY": "angry",
+    "SAD": "sad",
+    "HAPPY": "happy",
+    "SURPRISED": "surprised",
+    "DISGUSTED": "disgusted",
+    "SCARED": "scared",
+}
+
+
+def test_every_class_but_contempt_maps_to_a_rep_155_constant():
+    classes = ("happy", "contempt", "fear", "surprise", "sadness", "anger", "disgust", "neutral")
+    mapped = {c: hri_expression(c) for c in classes}
+    assert {c for c, e in mapped.items() if not e} == {"contempt"}
+    assert sorted(mapped[c] for c in classes if c != "contempt") == sorted(REP_155_BASIC.values())
+    assert set(HRI_EXPRESSIONS.values()) <= set(REP_155_BASIC.values())
+
+
+def test_the_constants_are_hri_msgs_own():
+    hri = pytest.importorskip("hri_msgs.msg", reason="hri_msgs (ROS4HRI) is not installed")
+    for name, value in REP_155_BASIC.items():
+        assert getattr(hri.Expression, name) == value
 
 
 def test_rois_are_normalised_and_clipped():
@@ -105,6 +136,15 @@ def test_bridge_publishes_rep_155_topics_per_face(ros):
         )
     )
     assert wait_for(lambda: rois and crops and expressions)
+    for label in ("neutral", "uncertain"):
+        stable.publish(
+            StableExpressionArray(
+                header=Header(stamp=Time(sec=2)),
+                expressions=[StableExpression(face_id=2, label=label, valence=0.1)],
+            )
+        )
+    assert wait_for(lambda: len(expressions) == 3)
+    assert [e.expression for e in expressions[1:]] == [hri.Expression.NEUTRAL, ""]
     assert list(tracked[0].ids) == ["f1", "f2"]
     roi = rois[0]
     assert (roi.xmin, roi.xmax, roi.c) == pytest.approx((0.2, 0.3, 0.9))

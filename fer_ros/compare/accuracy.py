@@ -50,8 +50,9 @@ def measured_accuracy(
     """Accuracy, balanced accuracy and per-class recall (the training metrics' definitions)."""
     from fer_ros.training.metrics import confusion, per_class_recall
 
-    # A prediction outside the classes (a peer's "neutral") counts wrong: it gets a class
-    # of its own, which no face has, so it lowers its true class's recall.
+    # A prediction outside the classes (a peer's "neutral" against a card without neutral)
+    # counts wrong: it gets a class of its own, which no face has, so it lowers its true
+    # class's recall.
     n = len(classes)
     recall = per_class_recall(confusion(labels, np.where(predictions < 0, n, predictions), n + 1))
     recall = recall[:n]

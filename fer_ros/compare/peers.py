@@ -13,10 +13,11 @@ layouts and class orders were read from the packages' source:
   in [0, 1]). Tensor: float32 (1, 200, 200, 3) -> softmax 7. Resized here with OpenCV
   bilinear (scikit-image is not a dependency): close to, not identical with, skimage.
 
-Both are fed our 48x48 CK+ crops as they are (fer adds a 10 px margin around its own
-detections; the crops are already framed around the face). Classes are mapped to CK+'s
-by name; a peer's ``neutral`` has no CK+ class and CK+'s ``contempt`` has no peer class:
-both count as wrong.
+Both are fed our 48x48 evaluation crops as they are (fer adds a 10 px margin around its own
+detections; the crops are already framed around the face). Classes are mapped by name
+to the model card's classes: a peer's ``neutral`` is our ``neutral`` where the card has
+that class (and counts as wrong where it has only CK+'s seven); our ``contempt`` has no
+peer class, so contempt faces always count as wrong for the peers.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ PEERS = (
 
 
 def class_map(peer_classes: tuple[str, ...], classes: tuple[str, ...]) -> np.ndarray:
-    """Index into ``classes`` for each peer class by name, -1 where there is none."""
+    """Index into ``classes`` (the model card's) for each peer class by name, -1 where
+    there is none (``neutral`` of a seven-class card, any class a peer names oddly)."""
     from fer_ros.training.data import canonical_class  # the training data's class aliases
 
     index = {canonical_class(c): i for i, c in enumerate(classes)}

@@ -204,6 +204,6 @@ def shared_classes_note(peer: Peer, scores: np.ndarray, mapping: np.ndarray, fac
     acc = float(np.mean(pred == faces.labels[keep])) if keep.any() else float("nan")
     return (
         f"classes mapped by name; counted wrong: peer {', '.join(dropped_peer) or '-'} "
-        f"(no CK+ class), CK+ {', '.join(missing) or '-'} (no peer class, "
+        f"(not a class of the model), ours {', '.join(missing) or '-'} (no peer class, "
         f"{int((~keep).sum())} faces); on the {len(shared)} shared classes only: {acc:.3f}"
     )

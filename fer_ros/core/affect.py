@@ -1,4 +1,4 @@
-"""Valence and arousal of CK+'s expression classes, and of a score vector over them.
+"""Valence and arousal of the expression classes, and of a score vector over them.
 
 Source: Warriner, A. B., Kuperman, V., & Brysbaert, M. (2013). Norms of valence, arousal,
 and dominance for 13,915 English lemmas. Behavior Research Methods, 45(4), 1191-1207,
@@ -8,7 +8,9 @@ ratings file, for the lemma that names each class. Those are mean ratings of the
 circumplex, so they are approximate positions of each emotion concept on it, not a
 measurement of the person in front of the camera. They are mapped to [-1, 1] by
 (rating - 5) / 4. Warriner's table was chosen over positions read off Russell's (1980)
-figures because it names all seven classes, contempt and disgust included.
+figures because it names every class: CK+'s seven, contempt and disgust included, and
+``neutral`` (valence 5.50, arousal 3.45: slightly pleasant and calm, close to but not at
+the circumplex's origin).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ WARRINER_2013 = {
     "sadness": (2.40, 2.81),
     "anger": (2.50, 5.93),
     "disgust": (3.32, 5.00),
+    "neutral": (5.50, 3.45),
 }
 SCALE_MIDPOINT, SCALE_HALF_RANGE = 5.0, 4.0
 

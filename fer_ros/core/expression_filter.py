@@ -6,9 +6,12 @@ frames' *stamps* (time constant ``time_constant_s``), so a replayed bag behaves 
 live camera whatever the frame rate or the replay speed. The stable label changes only
 when another outcome has been proposed for ``hold_s`` without a break; a class is
 proposed when its smoothed score is at least ``min_confidence`` and, to replace another
-class, leads that class by ``change_margin``. Below ``min_confidence`` the proposal is
-``uncertain``: no class is confident enough. That is *not* a trained neutral: CK+ has no
-neutral class, and a neutral face often gets a confident wrong class (contempt).
+class, leads that class by ``change_margin``. When even the top class is below
+``min_confidence``, no class is confident and the proposal is ``uncertain``. Every class
+the model card lists is an ordinary label, ``neutral`` included where the model has it (a
+resting face is a real state, with its own valence and arousal); ``uncertain`` is never a
+stand-in for it. With a card of CK+'s seven classes there is no neutral to propose, and a
+resting face may get a confident wrong class (often contempt) instead.
 A face not updated for ``gone_after_s`` of stamp time has left: its track ends.
 
 Times are integer nanoseconds on the stamps' clock. An observation that is not newer than
@@ -28,7 +31,7 @@ from fer_ros.core.affect import affect_table, expected_affect
 from fer_ros.core.calibration import UNCALIBRATED, Calibration
 from fer_ros.core.face_tracking import Box
 
-UNCERTAIN = "uncertain"
+UNCERTAIN = "uncertain"  # no class is confident; a label, never a class (neutral is one)
 NS_PER_S = 1_000_000_000
 
 
@@ -113,12 +116,14 @@ class ExpressionFilter:
     def __init__(self, classes: Sequence[str], settings: FilterSettings | None = None) -> None:
         if not classes:
             raise ValueError("a filter needs the class names")
+        if UNCERTAIN in classes:
+            raise ValueError(f"a class named {UNCERTAIN!r} would read as no confident class")
         self.classes = tuple(classes)
         self.settings = settings or FilterSettings()
         try:
             self._affect: np.ndarray | None = affect_table(self.classes)
         except KeyError:
-            self._affect = None  # classes outside CK+'s seven: no valence/arousal (NaN)
+            self._affect = None  # a class without a table entry: no valence/arousal (NaN)
         self._tracks: dict[int, _Track] = {}
         self.now_ns: int | None = None  # latest stamp seen: the stream's clock
         self.stale = 0  # observations skipped as not newer than their track

@@ -14,10 +14,13 @@ from collections.abc import Iterable
 FACES_TRACKED = "/humans/faces/tracked"
 FACE_TOPICS = ("roi", "cropped", "expression")
 
-# CK+ class -> hri_msgs/Expression constant. REP-155's list has no contempt, and
-# "uncertain" is not its NEUTRAL (CK+ has no neutral class): both publish an empty
-# expression, with valence, arousal and confidence still filled in.
+# Class -> value of the hri_msgs/Expression string constant of that name (NEUTRAL,
+# HAPPY, SCARED, ...). A model's neutral class is REP-155's NEUTRAL. REP-155's list has
+# no contempt, and "uncertain" (no class is confident) is not NEUTRAL, which would claim a
+# confidently resting face: both publish an empty expression, with valence, arousal and
+# confidence still filled in.
 HRI_EXPRESSIONS = {
+    "neutral": "neutral",
     "happy": "happy",
     "fear": "scared",
     "surprise": "surprised",

@@ -67,7 +67,8 @@ PARAMETERS = (
     Param(
         "min_confidence",
         0.5,
-        "Smoothed calibrated score below which a face is 'uncertain' (not a trained neutral)",
+        "Smoothed calibrated score the top class needs; below it no class is confident and "
+        "the face is 'uncertain' (a model's neutral class is a class like any other)",
         minimum=0.0,
         maximum=1.0,
     ),

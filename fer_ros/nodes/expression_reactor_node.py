@@ -20,14 +20,19 @@ from fer_ros.nodes.deep_inputs import deep_input_parameters
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import PipelineNode
 
-# Contempt and disgust get no default reaction: on a neutral face the CK+ models often
-# say contempt, and reacting to a misreading is worse than not reacting.
+# Neutral, the resting face people show most of the time, gets a calm reaction: "idle"
+# (the robot drops whatever it did for the previous expression and resumes its idle
+# behaviour), which is harmless however often it comes. Contempt and disgust get none:
+# they are rare and easily misread (a model without a neutral class, like the seven-class
+# CK+ models, often calls a resting face contempt), and reacting to a misreading is worse
+# than not reacting.
 DEFAULT_REACTIONS = [
     "happy:greet",
     "sadness:comfort",
     "fear:reassure",
     "anger:deescalate",
     "surprise:explain",
+    "neutral:idle",
     "gone:farewell",
 ]
 PARAMETERS = (
