@@ -41,16 +41,13 @@ def live_figures(card: ModelCard, data: Path) -> dict[str, dict[str, float]]:
     """Accuracy, agreement with ONNX and latency of every export, measured now."""
     from fer_ros.core.preprocessing import preprocess_crops
     from fer_ros.training import export as ex
-    from fer_ros.training.data import load_npz
     from fer_ros.training.latency import measure_latency
-    from fer_ros.training.splits import holdout_split
+    from fer_ros.training.splits import held_out
     from fer_ros.training.tflite_export import runner as tflite_runner
 
-    split = card.extra["data"]["split"]
-    ds = load_npz(data, card.classes)
-    _, test = holdout_split(ds, split["test_fraction"], split["seed"])
-    x = preprocess_crops(ds.images[test], card.preprocessing, card.canny)
-    labels = ds.labels[test]
+    part = held_out(card, data)
+    x = preprocess_crops(part.dataset.images[part.test], card.preprocessing, card.canny)
+    labels = part.dataset.labels[part.test]
     ref = ex.onnx_runner(card.file("onnx"))(x).argmax(1)
     out = {}
     for export in card.files:

@@ -49,13 +49,8 @@ def held_out(card: ModelCard) -> np.ndarray:
     if not DATA.is_file():
         pytest.skip(f"dataset not found: {DATA}")
     splits = pytest.importorskip("fer_ros.training.splits")
-    data = pytest.importorskip("fer_ros.training.data")
-    split = card.extra.get("data", {}).get("split", {})
-    dataset = data.load_npz(DATA, card.classes)
-    _, test = splits.holdout_split(dataset, split.get("test_fraction", 0.2), split.get("seed", 0))
-    digest = splits.groups_digest(dataset.groups[test])
-    if split.get("test_groups_sha1") not in (None, digest):
-        pytest.skip(f"cannot rebuild the card's held-out split (groups {digest})")
+    part = splits.held_out(card, DATA)
+    dataset, test = part.dataset, part.test
     crops = preprocess_crops(dataset.images[test], card.preprocessing, card.canny)
     return crops
 

@@ -32,31 +32,29 @@ class Faces:
         return len(self.labels)
 
 
+REAL_WORLD = "real-world"  # --data value: the labelled check set of compare.real_world
+
+
 def evaluation_faces(card: ModelCard, data: Path, max_faces: int = 0) -> Faces:
     """The card's held-out faces in ``data`` (all of ``data`` if it is not the card's set),
-    subsampled to ``max_faces`` (0: all) with a fixed seed, so every profile gets the same."""
+    subsampled to ``max_faces`` (0: all) with a fixed seed, so every profile gets the same.
+    ``data`` named ``real-world`` is the labelled check set made from the demo media."""
+    if str(data) == REAL_WORLD:
+        return real_world_faces(card)
     if not data.exists():
         raise FacesUnavailable(f"dataset not found: {data} (pass --data PATH)")
     try:  # scikit-learn (the group split) comes with the [train] extra
-        from fer_ros.training.data import load_dataset
-        from fer_ros.training.splits import card_holdout
+        from fer_ros.training.splits import held_out
     except ImportError as exc:
         raise FacesUnavailable(
             f"rebuilding the card's split needs the [train] extra ({exc}): "
             "tools/setup.sh --dev or pip install -r requirements-train.txt"
         ) from exc
-    dataset = load_dataset(data, tuple(card.classes))
-    recorded = card.extra.get("data", {})
-    split = recorded.get("split", {})
-    if split and recorded.get("dataset") == data.name:
-        try:
-            _, test, digest = card_holdout(dataset, split, card.model_id)
-        except ValueError as error:
-            raise FacesUnavailable(f"{data}: {error}") from error
-        what = f"held-out groups of {card.model_id} (sha1 {digest}) in {data.name}"
-    else:
-        test = np.arange(len(dataset))
-        what = f"every face of {data.name} (not {card.model_id}'s recorded set: no split)"
+    try:
+        part = held_out(card, data, strict=False)
+    except ValueError as error:
+        raise FacesUnavailable(f"{data}: {error}") from error
+    dataset, test, what = part.dataset, part.test, part.description
     if max_faces and len(test) > max_faces:
         pick = np.random.default_rng(0).permutation(len(test))[:max_faces]
         test = test[np.sort(pick)]
@@ -66,4 +64,28 @@ def evaluation_faces(card: ModelCard, data: Path, max_faces: int = 0) -> Faces:
         labels=dataset.labels[test],
         classes=tuple(dataset.classes),
         description=f"{len(test)} faces: {what}",
+    )
+
+
+def real_world_faces(card: ModelCard) -> Faces:
+    """The labelled real-world check set (:mod:`fer_ros.compare.real_world`), cropped by
+    the graph's finder; a labelled face the finder misses is left out and said so."""
+    from fer_ros.compare.real_world import check_faces
+
+    try:
+        found = list(check_faces())
+    except FileNotFoundError as error:
+        raise FacesUnavailable(f"demo media for the real-world set: {error}") from error
+    classes = tuple(card.classes)
+    kept = [f for f in found if f.crop.size and f.label in classes]
+    missed = sum(1 for f in found if not f.crop.size)
+    unknown = sorted({f.label for f in found if f.label not in classes})
+    what = f"the labelled real-world check set ({len(found)} labelled faces"
+    what += f"; {missed} not found by the face finder" if missed else ""
+    what += f"; classes {', '.join(unknown)} not in {card.model_id}" if unknown else ""
+    return Faces(
+        images=np.stack([f.crop for f in kept]),
+        labels=np.asarray([classes.index(f.label) for f in kept], np.int64),
+        classes=classes,
+        description=f"{len(kept)} faces: {what})",
     )

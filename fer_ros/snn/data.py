@@ -31,17 +31,15 @@ class Split:
 
 def card_split(card: ModelCard, path: Path = DEFAULT_DATA) -> tuple[Split, Split]:
     """(train, held_out) crops preprocessed per ``card``; raises if the split can't be rebuilt."""
-    from fer_ros.training.data import load_dataset
-    from fer_ros.training.splits import card_holdout
+    from fer_ros.training.splits import held_out
 
-    split = dict(card.extra.get("data", {}).get("split", {}))
-    if not split:
+    if not card.extra.get("data", {}).get("split"):
         raise ValueError(f"card {card.model_id!r} records no data.split; cannot find held-out data")
-    ds = load_dataset(path, tuple(card.classes))
     try:
-        train_idx, test_idx, _ = card_holdout(ds, split, card.model_id)
+        part = held_out(card, path, strict=True)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
+    ds, train_idx, test_idx = part.dataset, part.train, part.test
     x = preprocess_crops(ds.images, card.preprocessing, card.canny)
     return (
         Split(x[train_idx], ds.labels[train_idx], ds.groups[train_idx]),

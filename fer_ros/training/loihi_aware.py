@@ -832,9 +832,7 @@ def _fan_outs(model_layers: list[graph.Layer]) -> list[float]:
     return fans
 
 
-def _loss_fn(
-    labels: np.ndarray, n_classes: int, smoothing: float, power: float = 1.0
-) -> nn.Module:
+def _loss_fn(labels: np.ndarray, n_classes: int, smoothing: float, power: float = 1.0) -> nn.Module:
     from fer_ros.training.fit import class_weights
 
     return nn.CrossEntropyLoss(
@@ -1311,9 +1309,14 @@ def run_card(
     from fer_ros.training.data import load_dataset
     from fer_ros.training.export import agreement, onnx_runner, spec_runner
     from fer_ros.training.loihi import loihi_report
-    from fer_ros.training.metrics import save_confusion_png, summary
+    from fer_ros.training.metrics import save_confusion_png, summary_by_domain
     from fer_ros.training.onnx_export import onnx_ops, save_onnx
-    from fer_ros.training.pipeline import LICENCE, describe_layers, split_dataset
+    from fer_ros.training.pipeline import (
+        LICENCE,
+        dataset_names,
+        describe_layers,
+        split_dataset,
+    )
 
     started = time.time()
     out_dir = Path(out_dir).resolve()
@@ -1364,7 +1367,7 @@ def run_card(
         extra={"cnn_spec_sha1": file_digest(out_dir / files["cnn_spec"])},
     )
     save_snn_params(params, out_dir / files["snn"])
-    held = summary(test.labels, ref.argmax(1), ds.classes)
+    held = summary_by_domain(test.labels, ref.argmax(1), ds.classes, test.domains)
     png = f"{model_id}_confusion.png"
     save_confusion_png(
         np.asarray(held["confusion_matrix"]),
@@ -1374,7 +1377,7 @@ def run_card(
     )
     ev = evaluate(params, spec, x_test, test.labels, params.timesteps)
     emu = emulator_predict(params, x_test, params.timesteps)
-    held_snn = summary(test.labels, emu.predictions, ds.classes)
+    held_snn = summary_by_domain(test.labels, emu.predictions, ds.classes, test.domains)
     snn_png = f"{model_id}_snn_confusion.png"
     save_confusion_png(
         np.asarray(held_snn["confusion_matrix"]),
@@ -1406,7 +1409,7 @@ def run_card(
                 "neurons_per_layer": graph.neurons_per_layer(layers),
             },
             "data": {
-                "dataset": Path(str(data)).name,
+                "dataset": dataset_names(data),
                 "samples": len(ds),
                 "groups": int(np.unique(ds.groups).size),
                 "class_counts": dict(
@@ -1461,6 +1464,7 @@ def run_card(
                     **ev.as_dict(),
                     "per_class_recall": held_snn["per_class_recall"],
                     "balanced_accuracy": held_snn["balanced_accuracy"],
+                    **({"by_dataset": held_snn["by_dataset"]} if "by_dataset" in held_snn else {}),
                     "confusion_png": snn_png,
                 },
             },

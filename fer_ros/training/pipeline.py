@@ -34,10 +34,16 @@ from fer_ros.training.splits import (
 )
 
 LICENCE = (
-    "Weights trained on CK+ (research use only). The images are not redistributed here; "
-    "use the model for research only."
+    "Weights trained on CK+ and/or in-the-wild photos collected in muxspace/facial_expressions "
+    "(research use only; the photos' copyright stays with their owners). The images are not "
+    "redistributed here; use the model for research only."
 )
 CALIBRATION_SAMPLES = 200
+
+
+def dataset_names(data: str | Path) -> str:
+    """The data files' names (not their machine paths), comma-separated as given."""
+    return ",".join(Path(p.strip()).name for p in str(data).split(","))
 
 
 def group_subset(ds: FaceDataset, n: int | None, seed: int) -> FaceDataset:
@@ -155,7 +161,7 @@ def run(
         f"{model_id} held-out n={held['n']} acc={held['accuracy']:.3f}",
     )
     data_info = {
-        "dataset": Path(str(data)).name,
+        "dataset": dataset_names(data),
         "samples": len(ds),
         "groups": int(np.unique(ds.groups).size),
         "class_counts": dict(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
@@ -68,3 +71,58 @@ def card_holdout(ds: FaceDataset, split: dict, model_id: str) -> tuple[np.ndarra
             "not the data the card was trained on"
         )
     return train, test, digest
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """A card's data rebuilt from disk: the whole set and the indices of each side."""
+
+    dataset: FaceDataset
+    train: np.ndarray  # the card's training groups (every set it was trained on)
+    test: np.ndarray  # its held-out groups of the asked-for set only (all of it if foreign)
+    description: str
+
+
+def held_out(card: Any, data: str | Path, strict: bool = True) -> HeldOut:
+    """The faces of ``data`` that ``card``'s model never saw in training, and its training
+    faces; the one rebuild of a card's split (training, compare, SNN, tests, benchmarks).
+
+    ``data`` is one of the files the card was trained on (a card trained on several
+    names them all in ``data.dataset``: the others must sit beside it, since the split was
+    drawn over all of them); the split is rebuilt and checked against the card's digest.
+    ``data`` that the card was not trained on raises ``ValueError`` when ``strict``, else
+    is returned whole as held out (no face of it was seen in training).
+    """
+    from fer_ros.training.data import load_dataset
+
+    data = Path(data)
+    recorded = card.extra.get("data", {})
+    split = recorded.get("split", {})
+    trained_on = [n for n in str(recorded.get("dataset", "")).split(",") if n]
+    classes = tuple(card.classes)
+    if not split or data.name not in trained_on:
+        if strict:
+            raise ValueError(
+                f"{data.name} is not what {card.model_id} was trained on "
+                f"({', '.join(trained_on) or 'no data.split recorded'})"
+            )
+        ds = load_dataset(data, classes)
+        return HeldOut(
+            ds,
+            np.zeros(0, np.int64),
+            np.arange(len(ds)),
+            f"every face of {data.name} (not {card.model_id}'s data: no split)",
+        )
+    missing = [n for n in trained_on if not data.with_name(n).is_file()]
+    if missing:
+        raise ValueError(f"{card.model_id}'s split needs {', '.join(missing)} beside {data}")
+    paths = ",".join(str(data.with_name(n)) for n in trained_on)
+    ds = load_dataset(paths if len(trained_on) > 1 else data, classes)
+    train, test, digest = card_holdout(ds, split, card.model_id)
+    test = test[ds.domain_mask(data.stem)[test]]
+    return HeldOut(
+        ds,
+        train,
+        test,
+        f"held-out groups of {card.model_id} (sha1 {digest}) in {data.name}",
+    )

@@ -42,7 +42,9 @@ def is_wild_npz(path: Path) -> bool:
         return "jpeg" in d.files and "offsets" in d.files
 
 
-def crop_photo(gray: np.ndarray, detector: BlazeFaceDetector, s: WildCropSettings) -> np.ndarray | None:
+def crop_photo(
+    gray: np.ndarray, detector: BlazeFaceDetector, s: WildCropSettings
+) -> np.ndarray | None:
     """The eye-aligned crop of the largest face in a grey photo, or None."""
     h, w = gray.shape
     pad_y, pad_x = round(h * s.pad_fraction), round(w * s.pad_fraction)
