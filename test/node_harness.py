@@ -10,6 +10,7 @@ from conftest import wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
@@ -23,6 +24,20 @@ def make_node(
     node = node_class(parameter_overrides=overrides)
     executor.add_node(node)
     return node
+
+
+def destroy(node: Node) -> None:
+    """``node.destroy_node()``, and for a lifecycle node its state machine too.
+
+    rclpy's ``LifecycleNode.destroy_node()`` (rclpy 9.1) leaves the node's lifecycle state
+    machine alive until the Python object is garbage collected, and the state machine holds
+    the rcl node and its lifecycle services: the node stays in the ROS graph (visible also
+    to the next test's context), and a later node of the same name shares its service
+    names with a server that never answers but satisfies ``wait_for_service``."""
+    node.destroy_node()
+    state_machine = getattr(node, "_state_machine", None)
+    if state_machine is not None:
+        state_machine.destroy_when_not_in_use()
 
 
 def start(node: PipelineNode) -> None:
