@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -55,7 +56,12 @@ class Probe:
         self._lock = threading.Lock()
         self.listen("/diagnostics", DiagnosticArray)
 
-    def listen(self, topic: str, msg_type: type, sensor: bool = False) -> list[Any]:
+    def listen(
+        self, topic: str, msg_type: type, sensor: bool = False, depth: int | None = None
+    ) -> list[Any]:
+        """Messages on ``topic`` as they arrive. ``sensor``: best-effort, as camera images
+        are published; its history of 5 overflows when this busy process stalls longer
+        than 5 frames, so a listener that must see every frame gives a ``depth``."""
         messages: list[Any] = []
         self.received[topic] = messages
 
@@ -63,7 +69,8 @@ class Probe:
             with self._lock:
                 messages.append(msg)
 
-        qos = qos_profile_sensor_data if sensor else QoSProfile(depth=100)
+        qos = copy.copy(qos_profile_sensor_data) if sensor else QoSProfile(depth=100)
+        qos.depth = depth or qos.depth
         subscription = self.node.create_subscription(msg_type, topic, store, qos)
         # Publishers already in the graph must match first, or their next message is lost
         # (no assert: a publisher with incompatible QoS never matches).

@@ -188,9 +188,12 @@ def test_replay_cli_feeds_a_namespaced_or_remapped_graph(ros, media, tmp_path, a
     bag = tmp_path / "video_bag"
     stamps = write_video_bag(media / "single_face.mp4", bag, TEST_FPS)
     probe = Probe(ros)
-    images = probe.listen(topic, Image, sensor=True)  # as the replay publishes camera images
+    # best-effort, as the replay publishes camera images; deep enough for every frame (a
+    # history of 5 lost frames mid-stream whenever this process stalled for 5 of them)
+    images = probe.listen(topic, Image, sensor=True, depth=len(stamps))
     command = [sys.executable, "-m", "fer_ros.bringup.bags", str(bag), "--rate", "4", *arguments]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"/image_raw: {len(stamps)} messages" in done.stdout
+    # The replay exits right after its last best-effort publish: the last frames can be lost.
     assert wait_for(lambda: len(images) >= 0.9 * len(stamps), 10), len(images)
