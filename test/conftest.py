@@ -1,4 +1,8 @@
-"""Shared fixtures: an isolated ROS 2 domain, rclpy, real demo media and model cards."""
+"""Shared fixtures: an isolated ROS 2 domain, rclpy, real demo media and model cards.
+
+Nothing here imports rclpy at import time: the ROS-free layers' tests (core, snn, power,
+backends, training) run where ROS 2 is not installed; the ``ros`` fixture skips there.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +10,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,18 +27,11 @@ os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.g
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
-import rclpy  # noqa: E402
-from rclpy.executors import MultiThreadedExecutor  # noqa: E402
-
 from fer_ros.core.demo_media import feat_media_dir  # noqa: E402
 from fer_ros.core.profiles import use_fastdds_profile  # noqa: E402
 
 use_fastdds_profile()
 CK_PLUS = REPO.parent / "shared" / "data" / "ck_plus_48_dev.npz"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "slow: takes more than ~30 s")
 
 
 @pytest.fixture(scope="session")
@@ -53,8 +51,14 @@ def ck_plus_path() -> Path:
 
 
 @pytest.fixture
-def ros() -> Iterator[MultiThreadedExecutor]:
-    """rclpy initialised, with an executor spinning in the background."""
+def ros() -> Iterator[Any]:
+    """rclpy initialised, with a MultiThreadedExecutor spinning in the background; the
+    test is skipped where rclpy cannot be imported."""
+    # ImportError too: an installed rclpy without its middleware library fails that way
+    rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy)", exc_type=ImportError)
+    from node_harness import destroy
+    from rclpy.executors import MultiThreadedExecutor
+
     rclpy.init()
     executor = MultiThreadedExecutor(num_threads=4)
     thread = threading.Thread(target=executor.spin, daemon=True)
@@ -65,7 +69,7 @@ def ros() -> Iterator[MultiThreadedExecutor]:
         nodes = executor.get_nodes()
         executor.shutdown()
         for node in nodes:  # a node left alive would keep its services visible to peers
-            node.destroy_node()
+            destroy(node)
         rclpy.try_shutdown()
         thread.join(5)
 

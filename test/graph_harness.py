@@ -7,10 +7,11 @@ from pathlib import Path
 
 import yaml
 from conftest import wait_for
+from node_harness import destroy
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.parameter import Parameter
 
-from fer_ros.bringup.graph_plan import node_plan
+from fer_ros.bringup.graph_plan import node_plan, normalise_namespace
 from fer_ros.bringup.lifecycle_manager import LifecycleManager
 from fer_ros.bringup.local_graph import create_node
 from fer_ros.core.profiles import profile_nodes, profile_path
@@ -39,29 +40,53 @@ def tuned_profile(
 
 
 class Graph:
+    """A profile's nodes and a lifecycle manager on the test's executor.
+
+    Two graphs in one test need namespaces of their own (``namespace``): their lifecycle
+    services then have names of their own too, whatever is left of the other graph."""
+
     def __init__(
         self,
         executor: MultiThreadedExecutor,
         profile: Path,
         only: tuple[str, ...] = (),
         every_node: dict[str, object] | None = None,
+        namespace: str = "",
         **camera: object,
     ) -> None:
         """``every_node`` parameters are set on each node that declares them, ``camera``
-        ones on the camera; both before configure."""
+        ones on the camera; both before configure. ``namespace`` holds every node and
+        topic of the graph (``topic`` gives a topic's full name)."""
+        self.namespace = normalise_namespace(namespace)
         names = [n for n in profile_nodes(profile) if not only or n in only]
+        fqns = [f"{self.namespace}/{n}" for n in names]
+        self.manager = LifecycleManager(fqns, namespace=self.namespace or "/")
+        # A node of the same name that is still in the ROS graph would share our nodes'
+        # lifecycle service names: requests could go to it, wait_for_service would count it.
+        assert wait_for(lambda: not self._listed(fqns), 10), (
+            f"still in the ROS graph: {', '.join(self._listed(fqns))}; give this graph a "
+            "namespace of its own"
+        )
         self.nodes: dict[str, PipelineNode] = {}
         for name in names:
-            node = create_node(node_plan(profile, name))
+            node = create_node(node_plan(profile, name, self.namespace))
             values = {k: v for k, v in (every_node or {}).items() if node.has_parameter(k)}
             values.update(camera if name == "camera" else {})
             if values:
                 node.set_parameters([Parameter(k, value=v) for k, v in values.items()])
             self.nodes[name] = node
             executor.add_node(node)
-        self.manager = LifecycleManager([f"/{n}" for n in names])
         executor.add_node(self.manager)
         self._executor = executor
+
+    def topic(self, name: str) -> str:
+        """The full name of the graph's topic ``name`` (``expressions`` -> /ns/expressions)."""
+        return f"{self.namespace}/{name.lstrip('/')}"
+
+    def _listed(self, fqns: list[str]) -> list[str]:
+        """Those of ``fqns`` that the ROS graph lists."""
+        listed = {f"{ns.rstrip('/')}/{n}" for n, ns in self.manager.get_node_names_and_namespaces()}
+        return [fqn for fqn in fqns if fqn in listed]
 
     def run(self, timeout_s: float = 60.0) -> None:
         """Bring the graph up and wait until a finite camera source has been played."""
@@ -80,15 +105,12 @@ class Graph:
             time.sleep(0.2)
 
     def release(self) -> None:
-        """Stop and destroy the nodes, so a later graph can reuse their names."""
-        for node in (*self.nodes.values(), self.manager):
-            if isinstance(node, PipelineNode):
-                node.release()
+        """Stop and destroy the nodes; they have left the ROS graph when this returns."""
+        fqns = [node.get_fully_qualified_name() for node in self.nodes.values()]
+        for node in self.nodes.values():
+            node.release()
             self._executor.remove_node(node)
-            node.destroy_node()
-        # Until the graph no longer lists them: a later graph's lifecycle requests could
-        # otherwise still reach a same-named node on its way out (seen in CI rehearsals).
-        others = self._executor.get_nodes()
-        if others:
-            names = set(self.nodes)
-            wait_for(lambda: not names & set(others[0].get_node_names()), 10)
+            destroy(node)
+        assert wait_for(lambda: not self._listed(fqns), 10), f"not gone: {self._listed(fqns)}"
+        self._executor.remove_node(self.manager)
+        self.manager.destroy_node()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -10,6 +11,7 @@ from conftest import wait_for
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import TransitionCallbackReturn
+from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, qos_profile_sensor_data
 
@@ -23,6 +25,20 @@ def make_node(
     node = node_class(parameter_overrides=overrides)
     executor.add_node(node)
     return node
+
+
+def destroy(node: Node) -> None:
+    """``node.destroy_node()``, and for a lifecycle node its state machine too.
+
+    rclpy's ``LifecycleNode.destroy_node()`` (rclpy 9.1) leaves the node's lifecycle state
+    machine alive until the Python object is garbage collected, and the state machine holds
+    the rcl node and its lifecycle services: the node stays in the ROS graph (visible also
+    to the next test's context), and a later node of the same name shares its service
+    names with a server that never answers but satisfies ``wait_for_service``."""
+    node.destroy_node()
+    state_machine = getattr(node, "_state_machine", None)
+    if state_machine is not None:
+        state_machine.destroy_when_not_in_use()
 
 
 def start(node: PipelineNode) -> None:
@@ -40,7 +56,12 @@ class Probe:
         self._lock = threading.Lock()
         self.listen("/diagnostics", DiagnosticArray)
 
-    def listen(self, topic: str, msg_type: type, sensor: bool = False) -> list[Any]:
+    def listen(
+        self, topic: str, msg_type: type, sensor: bool = False, depth: int | None = None
+    ) -> list[Any]:
+        """Messages on ``topic`` as they arrive. ``sensor``: best-effort, as camera images
+        are published; its history of 5 overflows when this busy process stalls longer
+        than 5 frames, so a listener that must see every frame gives a ``depth``."""
         messages: list[Any] = []
         self.received[topic] = messages
 
@@ -48,7 +69,8 @@ class Probe:
             with self._lock:
                 messages.append(msg)
 
-        qos = qos_profile_sensor_data if sensor else QoSProfile(depth=100)
+        qos = copy.copy(qos_profile_sensor_data) if sensor else QoSProfile(depth=100)
+        qos.depth = depth or qos.depth
         subscription = self.node.create_subscription(msg_type, topic, store, qos)
         # Publishers already in the graph must match first, or their next message is lost
         # (no assert: a publisher with incompatible QoS never matches).

@@ -42,17 +42,23 @@ def bag_stamps(bag: Path) -> set[Stamp]:
         return {(i.header.stamp.sec, i.header.stamp.nanosec) for i in images}
 
 
+@pytest.mark.slow
 def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
     bag = tmp_path / "camera_bag"
-    live = Graph(ros, profile_path("cpu"), fps=TEST_FPS)
+    # Each graph in a namespace of its own, so the replay graph's lifecycle services can
+    # never share a name with the live graph's nodes.
+    live = Graph(ros, profile_path("cpu"), namespace="live", fps=TEST_FPS)
+    camera_topic = live.topic("image_raw")
     probe = Probe(ros, "live_probe")
-    live_expressions = probe.listen("expressions", ExpressionArray)
-    recorder = BagRecorder(probe.node, bag, {"/image_raw": "sensor_msgs/msg/Image"})
+    live_expressions = probe.listen(live.topic("expressions"), ExpressionArray)
+    recorder = BagRecorder(probe.node, bag, {camera_topic: "sensor_msgs/msg/Image"})
     live.run()
     recorder.close()
+    published = live.nodes["camera"].frames_published
     live.release()
-    recorded = recorder.counts["/image_raw"]
-    assert recorded >= 0.95 * 72  # best-effort camera QoS: a frame may be lost under load
+    recorded = recorder.counts[camera_topic]
+    assert published == 72  # every frame of single_face.mp4
+    assert recorded >= 0.95 * published  # best-effort camera QoS: a frame may be lost under load
 
     # Live, each stage keeps only the newest frame; the replay keeps every frame, so the
     # comparison does not depend on what a loaded machine happened to skip live.
@@ -61,16 +67,18 @@ def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
         profile_path("cpu"),
         only=("face_detection", "inference"),
         every_node={"input_queue_depth": EVERY_FRAME},
+        namespace="replay",
     )
     replayed.run()
     probe2 = Probe(ros, "replay_probe")
-    replay_expressions = probe2.listen("expressions", ExpressionArray)
+    replay_expressions = probe2.listen(replayed.topic("expressions"), ExpressionArray)
     player = rclpy.create_node("player")
-    counts = replay(player, bag, {"/image_raw": "sensor_msgs/msg/Image"})
+    remap = {camera_topic: replayed.topic("image_raw")}
+    counts = replay(player, bag, {camera_topic: "sensor_msgs/msg/Image"}, remap=remap)
     replayed.wait_until_idle()
     replayed.release()
     player.destroy_node()
-    assert counts == {"/image_raw": recorded}
+    assert counts == {camera_topic: recorded}
 
     assert sum(n.inputs.dropped for n in replayed.nodes.values()) == 0
 
@@ -134,6 +142,7 @@ def write_video_bag(video: Path, bag: Path, fps: float) -> set[Stamp]:
     return stamps
 
 
+@pytest.mark.slow
 def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media, tmp_path):
     """The user's evaluation workflow: fer_ros_bringup --source none, then a replay, with
     input queues deep enough that no frame is skipped; in a robot's namespace."""
@@ -158,8 +167,7 @@ def test_bringup_without_camera_labels_every_frame_of_a_replayed_bag(ros, media,
     assert graph.returncode == 0
     # The graph's own report on Ctrl-C; this busy test process may have missed messages.
     assert "frames with a result:" in report, report
-    # best-effort camera images into another process on a loaded machine: a few may be lost
-    assert int(report.split("frames with a result:")[1].split()[0]) >= 0.9 * len(stamps)
+    assert int(report.split("frames with a result:")[1].split()[0]) >= 0.95 * len(stamps)
     assert "inputs dropped by the inference stage: 0" in report, report  # deep queues
     assert expressions and labelled(expressions) <= stamps  # recorded stamps kept
 
@@ -180,9 +188,12 @@ def test_replay_cli_feeds_a_namespaced_or_remapped_graph(ros, media, tmp_path, a
     bag = tmp_path / "video_bag"
     stamps = write_video_bag(media / "single_face.mp4", bag, TEST_FPS)
     probe = Probe(ros)
-    images = probe.listen(topic, Image, sensor=True)  # as the replay publishes camera images
+    # best-effort, as the replay publishes camera images; deep enough for every frame (a
+    # history of 5 lost frames mid-stream whenever this process stalled for 5 of them)
+    images = probe.listen(topic, Image, sensor=True, depth=len(stamps))
     command = [sys.executable, "-m", "fer_ros.bringup.bags", str(bag), "--rate", "4", *arguments]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"/image_raw: {len(stamps)} messages" in done.stdout
+    # The replay exits right after its last best-effort publish: the last frames can be lost.
     assert wait_for(lambda: len(images) >= 0.9 * len(stamps), 10), len(images)

@@ -16,6 +16,8 @@ from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
 from fer_ros.core.model_card import load_model_card
 from fer_ros.core.profiles import profile_path
 
+pytestmark = pytest.mark.slow  # whole graphs
+
 DEMO_FRAMES = 72  # single_face.mp4: one face in every frame
 
 

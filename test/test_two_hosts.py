@@ -21,6 +21,8 @@ import pytest
 
 from fer_ros.core.paths import config_dir
 
+pytestmark = pytest.mark.slow  # whole graphs on two hosts
+
 ROBOT, OFFBOARD = "fer_ros_robot", "fer_ros_offboard"
 ROBOT_IP, OFFBOARD_IP = "192.168.237.1", "192.168.237.2"  # only inside these namespaces
 UDP_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
