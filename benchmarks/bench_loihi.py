@@ -8,9 +8,8 @@ nengo-loihi emulator and compared with the CNN. Prints one table row per (card, 
     python benchmarks/bench_loihi.py --gray-card ""        # Canny model only
 
 A card without an ``snn`` export is converted in memory with the converter's defaults.
-The committed grayscale Loihi CNN (fer_snn_loihi_gray) came from the training CLI, e.g.
-``python -m fer_ros.training.train --data <ck+.npz> --preprocessing grayscale --arch loihi
---model-id fer_snn_loihi_gray --exports cnn_spec --out <dir>``.
+The grayscale twin is the loihi profile's own model (fer_snn_loihi): the same network and
+recipe as fer_snn_loihi_canny, on grayscale input (docs/training.md says how both were made).
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--card", default="fer_snn_loihi_canny.json", help="Canny Loihi card")
     parser.add_argument(
-        "--gray-card", default="fer_snn_loihi_gray.json", help="grayscale Loihi card ('': none)"
+        "--gray-card", default="fer_snn_loihi.json", help="grayscale Loihi card ('': none)"
     )
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--timesteps", default=",".join(map(str, TIMESTEPS)))

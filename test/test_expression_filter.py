@@ -67,7 +67,6 @@ CARDS = (
     "fer_cnn_rpi.json",
     "fer_snn_loihi.json",
     "fer_snn_loihi_canny.json",
-    "fer_snn_loihi_gray.json",
 )
 S = NS_PER_S
 

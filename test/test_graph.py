@@ -103,3 +103,31 @@ def test_bringup_reports_a_profile_that_cannot_configure(tmp_path):
     assert result.returncode == 1
     assert "/inference failed to configure" in result.stderr
     assert "missing_card.json" in result.stderr
+
+
+def run_course(profile: Path) -> list[str]:
+    """The labels of the bringup's 'course (largest face):' line, in order."""
+    result = subprocess.run(
+        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    line = next(x for x in result.stdout.splitlines() if x.startswith("course (largest face):"))
+    course = line.split(":", 1)[1].strip()
+    return [run.split(" (")[0] for run in course.split(", then ")]
+
+
+@pytest.mark.parametrize("profile", ["cpu", "loihi"])
+def test_demo_video_reads_neutral_then_happy(media, tmp_path, profile):
+    # single_face.mp4: a man looks at the camera with a still face, then smiles broadly
+    # (labelled frame by frame in fer_ros.compare.real_world). Every frame is classified.
+    card = load_model_card("fer_snn_loihi.json" if profile == "loihi" else "fer_cnn_cpu.json")
+    if "neutral" not in card.classes:
+        pytest.skip(f"{card.model_id} has no neutral class")
+    path = tuned_profile(tmp_path, profile, camera_fps=TEST_FPS, queue_depth=EVERY_FRAME)
+    course = run_course(path)
+    assert course[0] == "neutral" and course[-1] == "happy", course
+    assert len(course) <= 3, course  # no flicker between other classes on the way

@@ -36,7 +36,7 @@ from fer_ros.snn.layered_emulator import LayeredEmulator, _distinct_rows, suppor
 from fer_ros.snn.params import SnnLayer, SnnParams, conv_output_size
 from fer_ros.snn.runner import SnnRunner
 
-COMMITTED = ("fer_snn_loihi", "fer_snn_loihi_canny", "fer_snn_loihi_gray")
+COMMITTED = ("fer_snn_loihi", "fer_snn_loihi_canny")
 FACES = 3  # held-out faces per committed model (nengo-loihi's emulator: ~0.4 s each)
 
 

@@ -30,7 +30,7 @@ def model(request, ck_plus_path):
         "the SNN was converted from another CNN; rerun "
         "python -m fer_ros.snn.convert --card fer_snn_loihi.json"
     )
-    _, held_out = card_split(card, ck_plus_path)
+    _, held_out = card_split(card, ck_plus_path, every_set=True)  # the card's figures' faces
     return card, params, load_cnn_spec(str(spec_path)), held_out
 
 

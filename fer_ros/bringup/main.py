@@ -26,6 +26,7 @@ from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
 from fer_ros.core.profiles import NODE_TYPES, PROFILES, check_profile_values, use_fastdds_profile
+from fer_ros.core.threads import apply_thread_budget
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
 
 
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     profile = plan[0].parameter_files[-1]
     use_fastdds_profile()
+    budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
     rclpy.init()
     processes: list[subprocess.Popen[bytes]] = []
     if args.processes:
@@ -114,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     try:
         names = ", ".join(node.name for node in plan)
-        print(f"fer_ros: {profile.stem} profile from {profile}: {names}", flush=True)
+        print(f"fer_ros: {profile.stem} profile from {profile}: {names}; {budget}", flush=True)
         graph.bring_up()
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while rclpy.ok() and not monitor.finished:

@@ -15,6 +15,7 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 
 from fer_msgs.msg import ExpressionArray, Telemetry
+from fer_ros.core.course import describe_course
 from fer_ros.core.frame_sources import STREAM_KEY, StreamState
 from fer_ros.core.stats import RollingLatency
 
@@ -35,6 +36,7 @@ class PipelineMonitor(Node):
         self.frames = 0  # ExpressionArray messages seen
         self.frames_with_faces = 0
         self.label_counts: Counter[str] = Counter()
+        self._course: list[str] = []  # the largest face's label per frame, in order
         self.end_to_end_ms = RollingLatency(100000)
         self.inference_ms = RollingLatency(100000)
         self.last_telemetry: Telemetry | None = None
@@ -58,6 +60,9 @@ class PipelineMonitor(Node):
             self._window_frames += 1
             self._last_result_at = time.monotonic()
             if msg.expressions:
+                # the largest face's label per frame, in order: the run's course
+                largest = max(msg.expressions, key=lambda e: e.roi.width * e.roi.height)
+                self._course.append(largest.label)
                 self.frames_with_faces += 1
                 self._window_faces += len(msg.expressions)
                 for e in msg.expressions:
@@ -134,6 +139,7 @@ class PipelineMonitor(Node):
                 f"frames with a result: {self.frames} ({self.frames_with_faces} with faces)",
                 "labels: "
                 + (", ".join(f"{k} x{v}" for k, v in self.label_counts.most_common()) or "-"),
+                f"course (largest face): {describe_course(self._course)}",
             ]
             if tel is not None:
                 lines.append(

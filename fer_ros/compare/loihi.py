@@ -16,7 +16,7 @@ from fer_ros.core.spike_encoding import EncodingSettings, converted_settings, en
 
 # One architecture with either input, for the Canny-versus-grayscale ablation (docs/loihi.md)
 CANNY_CARD = "fer_snn_loihi_canny.json"
-GRAY_CARD = "fer_snn_loihi_gray.json"
+GRAY_CARD = "fer_snn_loihi.json"  # the loihi profile's own model is grayscale
 
 
 def encoding_settings(

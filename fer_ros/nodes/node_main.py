@@ -7,6 +7,7 @@ import signal
 import rclpy
 
 from fer_ros.core.profiles import use_fastdds_profile
+from fer_ros.core.threads import apply_thread_budget
 from fer_ros.nodes.executors import make_executor, spin_quietly
 from fer_ros.nodes.pipeline_base import PipelineNode
 
@@ -14,6 +15,7 @@ from fer_ros.nodes.pipeline_base import PipelineNode
 def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> None:
     """Start unconfigured, as a lifecycle node should; launch or a manager drives it."""
     use_fastdds_profile()
+    budget = apply_thread_budget()
     rclpy.init(args=args)
     try:
         node = node_class()
@@ -21,6 +23,7 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
         rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {error}")
         rclpy.try_shutdown()
         raise SystemExit(1) from error
+    node.get_logger().info(budget)
     executor = make_executor()
     executor.add_node(node)
     try:

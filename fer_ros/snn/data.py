@@ -29,14 +29,18 @@ class Split:
     groups: np.ndarray
 
 
-def card_split(card: ModelCard, path: Path = DEFAULT_DATA) -> tuple[Split, Split]:
-    """(train, held_out) crops preprocessed per ``card``; raises if the split can't be rebuilt."""
+def card_split(
+    card: ModelCard, path: Path = DEFAULT_DATA, every_set: bool = False
+) -> tuple[Split, Split]:
+    """(train, held_out) crops preprocessed per ``card``; raises if the split can't be rebuilt.
+    The held-out side is ``path``'s set, or with ``every_set`` every set the card was
+    trained on (its recorded held-out figures are over those)."""
     from fer_ros.training.splits import held_out
 
     if not card.extra.get("data", {}).get("split"):
         raise ValueError(f"card {card.model_id!r} records no data.split; cannot find held-out data")
     try:
-        part = held_out(card, path, strict=True)
+        part = held_out(card, path, strict=True, every_set=every_set)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from error
     ds, train_idx, test_idx = part.dataset, part.train, part.test

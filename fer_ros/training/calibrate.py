@@ -32,7 +32,6 @@ CARDS = (
     "fer_cnn_rpi.json",
     "fer_snn_loihi.json",
     "fer_snn_loihi_canny.json",
-    "fer_snn_loihi_gray.json",
 )
 BATCH = 32
 CV_FOLDS = 5

@@ -83,7 +83,7 @@ class HeldOut:
     description: str
 
 
-def held_out(card: Any, data: str | Path, strict: bool = True) -> HeldOut:
+def held_out(card: Any, data: str | Path, strict: bool = True, every_set: bool = False) -> HeldOut:
     """The faces of ``data`` that ``card``'s model never saw in training, and its training
     faces; the one rebuild of a card's split (training, compare, SNN, tests, benchmarks).
 
@@ -91,7 +91,8 @@ def held_out(card: Any, data: str | Path, strict: bool = True) -> HeldOut:
     names them all in ``data.dataset``: the others must sit beside it, since the split was
     drawn over all of them); the split is rebuilt and checked against the card's digest.
     ``data`` that the card was not trained on raises ``ValueError`` when ``strict``, else
-    is returned whole as held out (no face of it was seen in training).
+    is returned whole as held out (no face of it was seen in training). ``every_set``:
+    the held-out groups of every set the card was trained on, not only ``data``'s.
     """
     from fer_ros.training.data import load_dataset
 
@@ -119,10 +120,12 @@ def held_out(card: Any, data: str | Path, strict: bool = True) -> HeldOut:
     paths = ",".join(str(data.with_name(n)) for n in trained_on)
     ds = load_dataset(paths if len(trained_on) > 1 else data, classes)
     train, test, digest = card_holdout(ds, split, card.model_id)
-    test = test[ds.domain_mask(data.stem)[test]]
+    if not every_set:
+        test = test[ds.domain_mask(data.stem)[test]]
     return HeldOut(
         ds,
         train,
         test,
-        f"held-out groups of {card.model_id} (sha1 {digest}) in {data.name}",
+        f"held-out groups of {card.model_id} (sha1 {digest}) in "
+        + (", ".join(trained_on) if every_set else data.name),
     )
