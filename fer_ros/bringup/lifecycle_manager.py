@@ -57,11 +57,44 @@ class LifecycleManager(Node):
 
     def bring_up(self) -> None:
         """Configure all nodes in order (models load), then activate them in reverse
-        order, so that no stage publishes into one that is not listening yet."""
-        for fqn in self._change_state:
-            self._change(fqn, CONFIGURE)
+        order, so that no stage publishes into one that is not listening yet. Nodes that
+        are already configured or active (a restarted manager) are adopted as they are."""
+        states = {fqn: self._state_when_up(fqn) for fqn in self._change_state}
+        for fqn, state in states.items():
+            if state == State.PRIMARY_STATE_UNCONFIGURED:
+                self._change(fqn, CONFIGURE)
         for fqn in reversed(self._change_state):
+            if states[fqn] != State.PRIMARY_STATE_ACTIVE:
+                self._change(fqn, ACTIVATE)
+        adopted = [f for f, s in states.items() if s != State.PRIMARY_STATE_UNCONFIGURED]
+        if adopted:
+            self.get_logger().info(f"adopted nodes already configured: {', '.join(adopted)}")
+
+    def bring_back(self, fqn: str) -> None:
+        """A node whose process was restarted: configure and activate it again."""
+        if self._state_when_up(fqn) == State.PRIMARY_STATE_UNCONFIGURED:
+            self._change(fqn, CONFIGURE)
+        if self._state(fqn) != State.PRIMARY_STATE_ACTIVE:
             self._change(fqn, ACTIVATE)
+
+    def state_of(self, fqn: str, timeout_s: float) -> int | None:
+        """The node's lifecycle state, or None when it does not answer within timeout_s."""
+        if not self._get_state[fqn].service_is_ready():
+            return None
+        return self._state(fqn, timeout_s)
+
+    def _state_when_up(self, fqn: str) -> int | None:
+        """The state once the node's services are up (LifecycleError if they never are)."""
+        if not self._get_state[fqn].wait_for_service(timeout_sec=self._timeout_s):
+            raise LifecycleError(f"{fqn} did not come up in time")
+        deadline = time.monotonic() + self._timeout_s
+        while time.monotonic() < deadline:
+            if not self.context.ok():
+                raise LifecycleError(f"shut down while waiting for {fqn}")
+            state = self._state(fqn)
+            if state is not None:
+                return state
+        raise LifecycleError(f"{fqn} does not answer get_state")
 
     def _change(self, fqn: str, transition: int, timeout_s: float | None = None) -> None:
         """Request a transition; runs in the main thread while an executor spins us.
@@ -161,8 +194,12 @@ def main(args: list[str] | None = None) -> None:
 
     from fer_ros.nodes.executors import make_executor, spin_in_background
 
-    rclpy.init(args=args)
-    manager = LifecycleManager()
+    try:
+        rclpy.init(args=args)
+        manager = LifecycleManager()
+    except KeyboardInterrupt:  # a stop before there was anything to stop
+        rclpy.try_shutdown()
+        return
     executor = make_executor()
     executor.add_node(manager)
     spinner = spin_in_background(executor)
@@ -172,8 +209,9 @@ def main(args: list[str] | None = None) -> None:
         manager.get_logger().info(f"all active: {', '.join(manager.node_fqns)}")
         manager.supervise(stop)
     except LifecycleError as error:
-        manager.get_logger().error(str(error))
-        raise SystemExit(1) from error
+        if rclpy.ok():  # a real failure; after SIGINT/SIGTERM it is only the stop
+            manager.get_logger().error(str(error))
+            raise SystemExit(1) from error
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     finally:

@@ -25,6 +25,7 @@ from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, NodePlan, graph_plan
 from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
+from fer_ros.bringup.supervisor import ProcessSupervisor
 from fer_ros.core.profiles import NODE_TYPES, PROFILES, check_profile_values, use_fastdds_profile
 from fer_ros.core.threads import apply_thread_budget
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
@@ -52,6 +53,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--behaviour", action="store_true", help=options["behaviour"].help)
     parser.add_argument("--hri", action="store_true", help=options["hri"].help)
     parser.add_argument("--processes", action="store_true", help="one process per node")
+    parser.add_argument(
+        "--max-restarts",
+        type=int,
+        default=5,
+        help="--processes: failed restarts in a row of a dead stage before the run ends "
+        "with exit code 1 (default 5)",
+    )
     parser.add_argument(
         "--executor",
         default=DEFAULT_EXECUTOR,
@@ -108,20 +116,30 @@ def main(argv: list[str] | None = None) -> int:
     use_fastdds_profile()
     budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
     rclpy.init()
-    processes: list[subprocess.Popen[bytes]] = []
-    if args.processes:
-        processes = [spawn_node(node) for node in plan]
     monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
     graph = LocalGraph(plan, not args.processes, args.executor, tools=[monitor])
+    supervisor = (
+        ProcessSupervisor(plan, spawn_node, graph.manager, monitor, args.max_restarts)
+        if args.processes
+        else None
+    )
     status = 0
     try:
         names = ", ".join(node.name for node in plan)
         print(f"fer_ros: {profile.stem} profile from {profile}: {names}; {budget}", flush=True)
         graph.bring_up()
+        if supervisor is not None:
+            supervisor.start_watching()
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
         while rclpy.ok() and not monitor.finished:
             if deadline is not None and time.monotonic() > deadline:
                 break
+            if supervisor is not None:
+                supervisor.check()
+                if supervisor.gave_up:
+                    print(f"fer_ros_bringup: {supervisor.gave_up}", file=sys.stderr, flush=True)
+                    status = 1
+                    break
             time.sleep(0.1)
         print(monitor.final_report(), flush=True)
         if monitor.stream_ended and monitor.camera_frames == 0:
@@ -145,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
         # second signal in the middle of closing would abort the C++ side mid-destroy.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        processes = [] if supervisor is None else supervisor.processes
+        if supervisor is not None:
+            supervisor.close()
         for process in processes:
             process.terminate()
         for process in processes:

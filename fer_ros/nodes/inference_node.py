@@ -36,6 +36,7 @@ from fer_ros.nodes.telemetry import MeteredCall, telemetry_message
 from fer_ros.power import power_source_for_backend
 
 PARAMETERS = INFERENCE_PARAMETERS + INPUT_PARAMETERS
+LATENCY_WINDOW_S = 10.0  # latency alarms: p95 of the last 10 s (an alarm clears 10 s after)
 
 
 class InferenceNode(PipelineNode):
@@ -61,7 +62,8 @@ class InferenceNode(PipelineNode):
 
     def _reset_figures(self) -> None:
         self._inference_ms = RollingLatency()
-        self._end_to_end_ms = RollingLatency()
+        # Alarms look at the last LATENCY_WINDOW_S only: they clear once slow frames stop.
+        self._end_to_end_ms = RollingLatency(window_s=LATENCY_WINDOW_S)
         self._rate = RateMeter()
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -172,7 +174,8 @@ class InferenceNode(PipelineNode):
             elif time.monotonic() - self._backend_down_at > DIAGNOSTICS_PERIOD_S:
                 self.clear("backend")  # up again, and the outage was on /diagnostics once
         p95 = self._end_to_end_ms.percentile(95)
-        if math.isnan(p95):
+        if math.isnan(p95):  # nothing in the window: no latency to complain about
+            self.clear("latency")
             return
         # Stable texts: report() logs a problem once, not each time the figure moves.
         error_ms, warn_ms = self.config.error_latency_ms, self.config.warn_latency_ms
