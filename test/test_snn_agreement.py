@@ -13,10 +13,12 @@ from fer_ros.snn.data import card_split
 from fer_ros.snn.evaluate import evaluate
 from fer_ros.snn.params import load_snn_params
 
-# Per card: a Loihi-aware model (fine-tuned through the exact emulator) is as accurate as
-# its CNN but disagrees with it on borderline faces (~1-2 spikes per neuron per face at
-# its energy budget); the converted-after-training one agrees more and is less accurate.
-MIN_AGREEMENT = {"fer_snn_loihi.json": 0.90, "fer_snn_loihi_canny.json": 0.95}
+# Per card: both are Loihi-aware (fine-tuned through the exact emulator) and disagree with
+# their CNN on borderline faces (~1-2 spikes per neuron per face at their energy budget);
+# measured on every held-out face of both data sets: 90.9 % (grayscale) and 87.5 % (Canny,
+# whose sparser input leaves fewer spikes to decide by). The exact recorded figure is
+# asserted below; these floors say what the cards promise.
+MIN_AGREEMENT = {"fer_snn_loihi.json": 0.90, "fer_snn_loihi_canny.json": 0.85}
 
 
 @pytest.fixture(scope="module", params=list(MIN_AGREEMENT))

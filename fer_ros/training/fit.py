@@ -37,6 +37,9 @@ class TrainSettings:
     # make up 90 % of the in-the-wild faces, in the 7 contempt faces' weight.
     class_weight_power: float = 1.0
     device: str = "cpu"  # torch device for training ("cuda" where there is one)
+    teacher: str = ""  # folder of a FER2013 teacher (training.teachers): distillation
+    distill_alpha: float = 0.3  # weight of the teacher's soft labels in the loss
+    distill_temperature: float = 2.0
     ema_decay: float = 0.0  # > 0: return an exponential moving average of the weights
     ema_start: float = 0.5  # fraction of the epochs after which the average starts
     recalibrate_bn: bool = False  # batchnorm statistics re-measured on un-augmented inputs
@@ -75,6 +78,13 @@ def train_model(ds: FaceDataset, cfg: ArchConfig, s: TrainSettings, desc: str = 
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=s.lr, total_steps=max(steps, 1))
     clean = None if s.augment else torch.from_numpy(prepare(ds, s))
     labels = torch.from_numpy(ds.labels).to(dev)
+    soft = None
+    if s.teacher:
+        from fer_ros.training.teachers import teacher_probabilities
+
+        soft = torch.from_numpy(
+            teacher_probabilities(s.teacher, ds.images, ds.classes, s.distill_temperature)
+        ).to(dev)
     ema = None
     bar = tqdm(range(s.epochs), desc=desc, disable=not s.progress, leave=False)
     for epoch in bar:
@@ -96,7 +106,10 @@ def train_model(ds: FaceDataset, cfg: ArchConfig, s: TrainSettings, desc: str = 
             if len(idx) < 2 and start:  # batchnorm cannot train on one sample
                 continue
             opt.zero_grad()
-            loss = _batch_loss(model, loss_fn, x_all[idx], labels[idx], s.mixup_alpha, rng)
+            if soft is None:
+                loss = _batch_loss(model, loss_fn, x_all[idx], labels[idx], s.mixup_alpha, rng)
+            else:
+                loss = _distill_loss(model, loss_fn, x_all[idx], labels[idx], soft[idx], s)
             loss.backward()
             opt.step()
             sched.step()
@@ -136,6 +149,22 @@ def _batch_loss(
     perm = torch.from_numpy(rng.permutation(len(y))).to(y.device)
     out = model(lam * x + (1 - lam) * x[perm])
     return lam * loss_fn(out, y) + (1 - lam) * loss_fn(out, y[perm])
+
+
+def _distill_loss(
+    model: nn.Module,
+    loss_fn: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    soft: torch.Tensor,
+    s: TrainSettings,
+) -> torch.Tensor:
+    """(1 - a) x the usual loss + a x T^2 x KL(teacher || student), both softened by T
+    (Hinton et al. 2015)."""
+    out = model(x)
+    t = s.distill_temperature
+    kl = nn.functional.kl_div(nn.functional.log_softmax(out / t, 1), soft, reduction="batchmean")
+    return (1 - s.distill_alpha) * loss_fn(out, y) + s.distill_alpha * t * t * kl
 
 
 def predict_logits(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndarray:

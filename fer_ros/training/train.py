@@ -95,6 +95,13 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--device", default="cpu", help="torch device: cpu, cuda")
     p.add_argument(
+        "--teacher",
+        default="",
+        help="unpacked facial-emotion-recognition 0.3.4 sdist: distil its FER2013 soft "
+        "labels (training.teachers)",
+    )
+    p.add_argument("--distill-alpha", type=float, default=TrainSettings.distill_alpha)
+    p.add_argument(
         "--recalibrate-bn",
         action=argparse.BooleanOptionalAction,
         default=TrainSettings.recalibrate_bn,
@@ -124,6 +131,8 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
         ),
         class_weight_power=args.class_weight_power,
         device=args.device,
+        teacher=args.teacher,
+        distill_alpha=args.distill_alpha,
         ema_decay=args.ema_decay,
         mixup_alpha=args.mixup_alpha,
         recalibrate_bn=args.recalibrate_bn,
