@@ -4,8 +4,8 @@ ms per face (one presentation of ``T`` steps, state reset included) on held-out 
 of the committed Canny model's split, for
 
 * ``stock``: nengo-loihi 1.1's emulator as shipped (``emulator="nengo", fast=False``);
-* ``vectorised``: the same stepping with :mod:`fer_ros.snn.fast_emulator`'s delivery;
-* ``layered``: :mod:`fer_ros.snn.layered_emulator`, batches of 1 and 4 faces.
+* ``vectorised``: the same stepping with :mod:`fer_ros.snn.emulator.delivery`'s delivery;
+* ``layered``: :mod:`fer_ros.snn.emulator.layered`, batches of 1 and 4 faces.
 
 Networks: the committed ``fer_snn_loihi`` and a paper-size one (Smith et al. 2024 layout:
 convolutions of 12/24/32/48 3x3 filters from 48x48, stride 1 then 2, dense 48/24/7, about

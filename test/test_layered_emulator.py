@@ -32,7 +32,8 @@ from fer_ros.snn.builder import (
     build_network,
     neuron_biases,
 )
-from fer_ros.snn.layered_emulator import LayeredEmulator, _distinct_rows, supports
+from fer_ros.snn.emulator.layered import LayeredEmulator, _distinct_rows
+from fer_ros.snn.emulator.mirror import supports
 from fer_ros.snn.params import SnnLayer, SnnParams, conv_output_size
 from fer_ros.snn.runner import SnnRunner
 

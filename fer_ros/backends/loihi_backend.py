@@ -10,9 +10,12 @@ at 0. The converted output neurons are integrators that do not spike within a fa
 this is the integral of the logit drive (see :mod:`fer_ros.snn.convert`). A face that
 drives no class above zero gets uniform scores.
 
-Options (``BackendSettings.options``; declared below as ``loihi.<option>`` parameters).
-``timesteps``, ``dt`` and ``input_rate`` of 0 mean "as converted" (the SNN file); the
-spike encoder's ``timesteps``, ``dt`` and ``max_rate`` must match them.
+Options (``BackendSettings.options``): the :data:`OPTIONS` table, declared as
+``loihi.<option>`` parameters and read through it (its defaults fill what is not given).
+``timesteps``, ``dt`` and ``input_rate`` of 0 mean "as converted" (the SNN file,
+:class:`~fer_ros.core.spike_encoding.ConvertedTiming`); the spike encoder's
+``timesteps``, ``dt`` and ``max_rate`` must match them. ``emulator`` and
+``vectorised_delivery`` choose how the emulator runs (:mod:`fer_ros.snn.emulator`).
 """
 
 from __future__ import annotations
@@ -31,7 +34,12 @@ from fer_ros.backends.base import (
     InputKind,
     SpikeStats,
 )
-from fer_ros.core.options import Param
+from fer_ros.core.options import Param, config_class, option_values, read_config
+from fer_ros.core.spike_encoding import ConvertedTiming
+from fer_ros.snn.activity import ActivityCounter
+from fer_ros.snn.energy import LoihiEnergyModel, NxsdkEnergyMeter
+from fer_ros.snn.params import load_snn_params
+from fer_ros.snn.runner import EMULATORS, RESETS, TARGETS, SnnRunner, has_nxsdk, resolve_target
 
 log = logging.getLogger(__name__)
 
@@ -45,65 +53,68 @@ NXSDK_HELP = (
 )
 
 
+OPTIONS: tuple[Param, ...] = (
+    Param(
+        "target",
+        "auto",
+        "sim: nengo-loihi emulator; loihi: hardware via NxSDK; auto: loihi if NxSDK "
+        "is importable, else sim (reported as a fallback)",
+        choices=TARGETS,
+    ),
+    Param("timesteps", 0, "Steps per face; 0: as converted", minimum=0, maximum=10000),
+    Param("dt", 0.0, "Seconds per step; 0: as converted", minimum=0.0, maximum=1.0),
+    Param(
+        "input_rate",
+        0.0,
+        "Max rate (Hz) of the spike encoder, i.e. its max_rate; 0: as converted",
+        minimum=0.0,
+        maximum=1e6,
+    ),
+    Param(
+        "reset",
+        "auto",
+        "State reset between faces: state (emulator, exact), settle (input-free "
+        "steps; hardware); auto: state on the emulator, settle on hardware",
+        choices=RESETS,
+    ),
+    Param("settle_steps", 10, "Input-free steps per face when settling", minimum=0, maximum=10000),
+    Param(
+        "energy_static",
+        "cores",
+        "Leakage in the modelled energy: cores (share of used cores), chip, none",
+        choices=("cores", "chip", "none"),
+    ),
+    Param(
+        "step_time_us",
+        0.0,
+        "Chip time per step for modelled power; 0: activity-based model",
+        minimum=0.0,
+        maximum=1e6,
+    ),
+    Param(
+        "emulator",
+        "fast",
+        "fast: the layered emulator, all faces of a frame layer by layer over all timesteps, "
+        "bit-identical to nengo-loihi's emulator (a network it cannot mirror steps "
+        "nengo-loihi instead, with the reason logged); nengo: step nengo-loihi's emulator",
+        choices=EMULATORS,
+    ),
+    Param(
+        "vectorised_delivery",
+        True,
+        "Whenever nengo-loihi's emulator is stepped: vectorised, bit-identical spike "
+        "delivery (false: nengo-loihi's own)",
+    ),
+)
+LoihiOptions = config_class("LoihiOptions", OPTIONS)
+
+
 class LoihiBackend:
     """Converted SNN on Intel Loihi via nengo-loihi; see the module docstring."""
 
     name: ClassVar[str] = "loihi"
     input_kind: ClassVar[InputKind] = InputKind.SPIKES
-    options: ClassVar[tuple[Param, ...]] = (
-        Param(
-            "target",
-            "auto",
-            "sim: nengo-loihi emulator; loihi: hardware via NxSDK; auto: loihi if NxSDK "
-            "is importable, else sim (reported as a fallback)",
-            choices=("auto", "sim", "loihi"),
-        ),
-        Param("timesteps", 0, "Steps per face; 0: as converted", minimum=0, maximum=10000),
-        Param("dt", 0.0, "Seconds per step; 0: as converted", minimum=0.0, maximum=1.0),
-        Param(
-            "input_rate",
-            0.0,
-            "Max rate (Hz) of the spike encoder, i.e. its max_rate; 0: as converted",
-            minimum=0.0,
-            maximum=1e6,
-        ),
-        Param(
-            "reset",
-            "auto",
-            "State reset between faces: state (emulator, exact), settle (input-free "
-            "steps; hardware); auto: state on the emulator, settle on hardware",
-            choices=("auto", "state", "settle"),
-        ),
-        Param(
-            "settle_steps", 10, "Input-free steps per face when settling", minimum=0, maximum=10000
-        ),
-        Param(
-            "energy_static",
-            "cores",
-            "Leakage in the modelled energy: cores (share of used cores), chip, none",
-            choices=("cores", "chip", "none"),
-        ),
-        Param(
-            "step_time_us",
-            0.0,
-            "Chip time per step for modelled power; 0: activity-based model",
-            minimum=0.0,
-            maximum=1e6,
-        ),
-        Param(
-            "emulator",
-            "fast",
-            "fast: all faces of a frame layer by layer over all timesteps, bit-identical to "
-            "nengo-loihi's emulator (a network it cannot mirror steps nengo-loihi instead, "
-            "with the reason logged); nengo: step nengo-loihi's emulator",
-            choices=("fast", "nengo"),
-        ),
-        Param(
-            "fast_emulator",
-            True,
-            "When stepping nengo-loihi's emulator: vectorised, bit-identical spike delivery",
-        ),
-    )
+    options: ClassVar[tuple[Param, ...]] = OPTIONS
 
     def __init__(self, settings: BackendSettings) -> None:
         try:
@@ -116,13 +127,8 @@ class LoihiBackend:
             raise BackendUnavailable(
                 f"nengo-loihi is not importable ({exc}); install it with: {INSTALL_NENGO_LOIHI}"
             ) from exc
-        from fer_ros.snn.activity import ActivityCounter
-        from fer_ros.snn.energy import LoihiEnergyModel, NxsdkEnergyMeter
-        from fer_ros.snn.params import load_snn_params
-        from fer_ros.snn.runner import SnnRunner, has_nxsdk, resolve_target
-
-        opts: dict[str, Any] = dict(settings.options)
-        requested = str(opts.get("target", "auto"))
+        o: Any = read_config(LoihiOptions, option_values(OPTIONS, settings.options))
+        requested = o.target
         if requested == "loihi" and not has_nxsdk():
             raise BackendUnavailable(NXSDK_HELP)
         try:
@@ -140,9 +146,14 @@ class LoihiBackend:
         if not path.is_file():
             raise BackendUnavailable(f"SNN parameter file missing: {path}")
         params = load_snn_params(path)
-        self._check_option(opts, "dt", params.dt)
-        self.timesteps = int(opts.get("timesteps") or params.timesteps)
-        input_rate = float(opts.get("input_rate") or params.input_rate)
+        if o.dt and not np.isclose(o.dt, params.dt):
+            raise BackendUnavailable(
+                f"option dt={o.dt} does not match the converted network ({params.dt}); "
+                "reconvert with python -m fer_ros.snn.convert or change the option"
+            )
+        timing = ConvertedTiming.of_params(params).resolve(o.timesteps, o.dt, o.input_rate)
+        self.timesteps = timing.timesteps
+        input_rate = timing.input_rate
         if input_rate != params.input_rate:
             log.warning(
                 "input_rate %.0f Hz differs from the %.0f Hz the SNN was converted for; "
@@ -158,16 +169,15 @@ class LoihiBackend:
             params,
             target=target,
             input_rate=input_rate,
-            reset=str(opts.get("reset", "auto")),
-            settle_steps=int(opts.get("settle_steps", 10)),
-            fast=bool(opts.get("fast_emulator", True)),
-            emulator=str(opts.get("emulator", "fast")),
+            reset=o.reset,
+            settle_steps=o.settle_steps,
+            fast=o.vectorised_delivery,
+            emulator=o.emulator,
         )
         self._counter = ActivityCounter(params)
-        step_us = float(opts.get("step_time_us", 0.0) or 0.0)
         self._model = LoihiEnergyModel(
-            static=str(opts.get("energy_static", "cores")),
-            step_time=step_us * 1e-6 if step_us > 0 else None,
+            static=o.energy_static,
+            step_time=o.step_time_us * 1e-6 if o.step_time_us > 0 else None,
         )
         self._meter = NxsdkEnergyMeter(self._runner.sim) if target == "loihi" else None
         log.info(
@@ -179,15 +189,6 @@ class LoihiBackend:
             self.timesteps,
             self._runner.reset_mode,
         )
-
-    @staticmethod
-    def _check_option(opts: dict[str, Any], key: str, expected: float) -> None:
-        value = opts.get(key)
-        if value not in (None, "", 0) and not np.isclose(float(value), expected):
-            raise BackendUnavailable(
-                f"option {key}={value} does not match the converted network ({expected}); "
-                "reconvert with python -m fer_ros.snn.convert or change the option"
-            )
 
     @property
     def runtime(self) -> str:

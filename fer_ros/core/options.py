@@ -69,5 +69,20 @@ def read_config(cls: type[OptionValues], values: Mapping[str, Any]) -> OptionVal
     return cls(**kwargs)
 
 
+def option_values(params: Iterable[Param], given: Mapping[str, Any]) -> dict[str, Any]:
+    """Every option of ``params`` by name: the given value cast to its default's type, or
+    the default where none is given (absent, None or empty). Backends read their
+    ``BackendSettings.options`` through this, so each default is written once, in its
+    :class:`Param`."""
+    values = {}
+    for p in params:
+        value = given.get(p.name)
+        if value is None or (value == "" and p.default != ""):
+            values[p.name] = p.default
+        else:
+            values[p.name] = _value_type(p.default)(value)
+    return values
+
+
 def _value_type(default: Any) -> type:
     return tuple if isinstance(default, list) else type(default)

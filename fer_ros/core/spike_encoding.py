@@ -4,6 +4,10 @@ Intensities in [0, 1] become firing rates up to ``max_rate`` Hz over ``timesteps
 steps of ``dt`` seconds. ``rate`` coding is deterministic (an integrate-and-fire
 accumulator per pixel); ``poisson`` draws a Bernoulli spike per step with p = rate*dt
 from a seeded generator, so the same seed and face give the same train.
+
+Timesteps, dt and input rate of 0 mean "as the SNN was converted" wherever they are set
+(the spike encoding node, the loihi backend, evaluations): :meth:`ConvertedTiming.resolve`
+is the one place that reads them so.
 """
 
 from __future__ import annotations
@@ -63,17 +67,49 @@ def unpack_spikes(data: bytes, shape: tuple[int, ...]) -> np.ndarray:
     return bits.reshape(shape).astype(bool)
 
 
+@dataclass(frozen=True)
+class ConvertedTiming:
+    """What an SNN was converted for: steps per face, seconds per step and the spike
+    encoder's max rate (Hz); 0 where unknown."""
+
+    timesteps: int = 0
+    dt: float = 0.0
+    input_rate: float = 0.0
+
+    @classmethod
+    def of_card(cls, card: Any) -> ConvertedTiming:
+        """From a model card's ``snn`` section (zeros without one)."""
+        snn = card.extra.get("snn", {})
+        return cls(
+            int(snn.get("timesteps", 0)),
+            float(snn.get("dt", 0.0)),
+            float(snn.get("input_rate_hz", 0.0)),
+        )
+
+    @classmethod
+    def of_params(cls, params: Any) -> ConvertedTiming:
+        """From an SNN parameter file (:class:`fer_ros.snn.params.SnnParams`)."""
+        return cls(int(params.timesteps), float(params.dt), float(params.input_rate))
+
+    def resolve(self, timesteps: Any = 0, dt: Any = 0.0, input_rate: Any = 0.0) -> ConvertedTiming:
+        """The values asked for, where each 0 (or None, or empty) means as converted."""
+        return ConvertedTiming(
+            int(timesteps or self.timesteps),
+            float(dt or self.dt),
+            float(input_rate or self.input_rate),
+        )
+
+
 def converted_settings(
     card: Any, encoding: str = "rate", timesteps: int = 0, dt: float = 0.0, max_rate: float = 0.0
 ) -> EncodingSettings:
     """Encoder settings for ``card``'s converted SNN: each 0 defers to what the SNN was
     converted for (its card's ``snn`` section), so the spikes match the network."""
-    snn = card.extra.get("snn", {})
-    timesteps = int(timesteps) or int(snn.get("timesteps", 0))
-    dt = float(dt) or float(snn.get("dt", 0.0))
-    max_rate = float(max_rate) or float(snn.get("input_rate_hz", 0.0))
-    if not (timesteps and dt and max_rate):
+    timing = ConvertedTiming.of_card(card).resolve(timesteps, dt, max_rate)
+    if not (timing.timesteps and timing.dt and timing.input_rate):
         raise ValueError(
             f"{card.model_id} has no converted SNN section: set timesteps, dt and max_rate"
         )
-    return EncodingSettings(encoding=encoding, timesteps=timesteps, dt=dt, max_rate=max_rate)
+    return EncodingSettings(
+        encoding=encoding, timesteps=timing.timesteps, dt=timing.dt, max_rate=timing.input_rate
+    )

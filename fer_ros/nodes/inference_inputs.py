@@ -18,7 +18,7 @@ from fer_msgs.msg import FaceArray, SpikeTrainArray
 from fer_ros.backends import InputKind
 from fer_ros.core.model_card import ModelCard
 from fer_ros.core.preprocessing import preprocess_crops, stack_crops
-from fer_ros.core.spike_encoding import unpack_spikes
+from fer_ros.core.spike_encoding import ConvertedTiming, unpack_spikes
 from fer_ros.nodes.image_codec import image_to_gray
 
 
@@ -104,10 +104,7 @@ def inference_input(kind: InputKind, card: ModelCard, options: Any) -> Inference
     """The input a backend of ``kind`` reads; ``options`` are its ``<backend>.*`` values."""
     if kind is InputKind.CROPS:
         return CropInput(card)
-    snn = card.extra.get("snn", {})
-    return SpikeInput(
-        card,
-        timesteps=int(options.get("timesteps") or snn.get("timesteps", 0)),
-        dt=float(options.get("dt") or snn.get("dt", 0.0)),
-        max_rate=float(options.get("input_rate") or snn.get("input_rate_hz", 0.0)),
+    timing = ConvertedTiming.of_card(card).resolve(
+        options.get("timesteps"), options.get("dt"), options.get("input_rate")
     )
+    return SpikeInput(card, timesteps=timing.timesteps, dt=timing.dt, max_rate=timing.input_rate)

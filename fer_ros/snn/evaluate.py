@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fer_ros.core.cnn_spec import CnnSpec
-from fer_ros.core.spike_encoding import EncodingSettings, encode
+from fer_ros.core.spike_encoding import ConvertedTiming, EncodingSettings, encode
 from fer_ros.snn.activity import Activity, ActivityCounter
 from fer_ros.snn.energy import EnergyBreakdown, LoihiEnergyModel
 from fer_ros.snn.params import SnnParams
@@ -82,7 +82,7 @@ def evaluate(
 
     A ``runner`` may be passed to reuse one simulator across calls (its input rate wins).
     """
-    steps = int(timesteps or params.timesteps)
+    steps = ConvertedTiming.of_params(params).resolve(timesteps).timesteps
     own = runner is None
     runner = runner or SnnRunner(params, target="sim", input_rate=input_rate)
     rate = runner.input_rate

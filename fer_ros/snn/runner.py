@@ -12,18 +12,25 @@ into each other. nengo-loihi 1.1 does not implement ``Simulator.reset()``, so:
   IF neurons), so this is only approximately a reset; and because negative membranes
   would survive too, settling networks are built with nengo's clamped
   ``SpikingRectifiedLinear`` instead of :mod:`.neurons`' integrating neuron.
+
+On the emulator, faces run on one of :mod:`fer_ros.snn.emulator`'s paths (``emulator`` and
+``fast`` below); on hardware, through NxSDK. This module only chooses and resets.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
+from fer_ros.core.spike_encoding import ConvertedTiming
 from fer_ros.snn.builder import SnnNetwork, build_network
-from fer_ros.snn.fast_emulator import accelerate
+from fer_ros.snn.emulator.delivery import accelerate
+from fer_ros.snn.emulator.layered import LayeredEmulator
+from fer_ros.snn.emulator.mirror import supports
+from fer_ros.snn.emulator.presentation import Presentation
+from fer_ros.snn.emulator.synapses import ensemble_blocks
 from fer_ros.snn.params import SnnParams
 
 log = logging.getLogger(__name__)
@@ -53,33 +60,6 @@ def resolve_target(target: str) -> str:
     return chosen
 
 
-@dataclass(frozen=True)
-class Presentation:
-    """What one face did in the network."""
-
-    output_spikes: np.ndarray  # (timesteps, classes) bool
-    output_voltage: np.ndarray  # (timesteps, classes) voltage / threshold
-    input_counts: np.ndarray  # (pixels,) spikes sent into the chip per input pixel
-    layer_counts: tuple[np.ndarray, ...]  # per layer, spikes per neuron (CNN order)
-    timesteps: int
-    output_start: np.ndarray | float = 0.0  # output voltage / threshold before step 1
-
-    @property
-    def output_counts(self) -> np.ndarray:
-        return self.output_spikes.sum(axis=0).astype(np.float64)
-
-    def readout(self, start: int = 0) -> np.ndarray:
-        """Output integrated over steps ``start..end``, in spikes (count + voltage change).
-
-        Skipping the first steps drops the transient in which the biases are already
-        integrated but the face's spikes have not yet crossed every layer.
-        """
-        start = min(max(int(start), 0), self.timesteps - 1)
-        before = self.output_voltage[start - 1] if start > 0 else self.output_start
-        late = self.output_spikes[start:].sum(axis=0)
-        return late + self.output_voltage[-1] - before
-
-
 class SnnRunner:
     """A nengo-loihi simulator for one converted network, reused for every face.
 
@@ -90,19 +70,20 @@ class SnnRunner:
     target : {"auto", "sim", "loihi"}
         ``sim`` is nengo-loihi's bit-level emulator; ``loihi`` needs NxSDK.
     input_rate : float, optional
-        Max rate of the spike encoder feeding the network (defaults to the params').
+        Max rate of the spike encoder feeding the network; None or 0: as converted.
     reset : {"auto", "state", "settle"}
         How state is cleared between faces (see the module docstring); ``auto`` is
         ``state`` on the emulator and ``settle`` on hardware.
     settle_steps : int
         Input-free steps after each face when ``reset="settle"``.
-    fast : bool
-        Emulator only: vectorised spike delivery (:mod:`.fast_emulator`), bit-identical.
     emulator : {"fast", "nengo"}
-        Emulator only: ``fast`` computes a face layer by layer
-        (:mod:`.layered_emulator`, bit-identical; with ``reset="state"``), falling back to
-        stepping nengo-loihi (logged once, with the reason) for networks it cannot mirror;
-        ``nengo`` always steps nengo-loihi's emulator (``fast`` then picks its delivery).
+        Emulator only: ``fast`` computes a batch of faces layer by layer (the layered
+        emulator, :mod:`.emulator.layered`, bit-identical; with ``reset="state"``), falling
+        back to stepping nengo-loihi (logged once, with the reason) for networks it cannot
+        mirror; ``nengo`` always steps nengo-loihi's emulator.
+    fast : bool
+        Whenever nengo-loihi's emulator is stepped: vectorised spike delivery
+        (:mod:`.emulator.delivery`, bit-identical); False runs it exactly as shipped.
     """
 
     def __init__(
@@ -129,7 +110,8 @@ class SnnRunner:
             raise ValueError("reset='state' edits emulator state; on hardware use 'settle'")
         self.reset_mode = reset
         self.settle_steps = int(settle_steps)
-        self.input_rate = params.input_rate if input_rate is None else float(input_rate)
+        timing = ConvertedTiming.of_params(params).resolve(input_rate=input_rate)
+        self.input_rate = timing.input_rate  # None (or 0): the rate it was converted for
         self.net: SnnNetwork = build_network(
             params, input_rate=self.input_rate, integrating=reset == "state"
         )
@@ -141,12 +123,12 @@ class SnnRunner:
             )
         self._output_start: np.ndarray | float = 0.0  # nonzero only after settling
         self.fast = bool(fast and self.target == "sim" and accelerate(self.sim.sims["emulator"]))
-        self.layered = None  # a LayeredEmulator when emulator="fast" can mirror this network
+        self.layered: LayeredEmulator | None = None  # when emulator="fast" can mirror it
         if emulator == "fast" and self.target == "sim":
             self.layered = self._layered_emulator()
-        self.emulator = "fast" if self.layered is not None else "nengo"
+        self.emulator = "fast" if self.layered is not None else "nengo"  # what runs faces
         self._vth = np.concatenate(
-            [b.compartment.vth for b in _blocks(self.sim, self.net.ensembles[-1])]
+            [b.compartment.vth for b in ensemble_blocks(self.sim, self.net.ensembles[-1])]
         ).astype(np.float64)
         self._layer_scale = params.dt / params.amplitude
 
@@ -156,9 +138,7 @@ class SnnRunner:
 
         return f"nengo-loihi {nengo_loihi.__version__}"
 
-    def _layered_emulator(self) -> object | None:
-        from fer_ros.snn.layered_emulator import LayeredEmulator, supports
-
+    def _layered_emulator(self) -> LayeredEmulator | None:
         reason = (
             supports(self.sim, self.net)
             if self.reset_mode == "state"
@@ -175,7 +155,7 @@ class SnnRunner:
     def run_batch(self, spikes: np.ndarray) -> list[Presentation]:
         """Present several faces: bool spikes (faces, timesteps, H, W) or (faces, T, C, H, W)."""
         if self.layered is not None:
-            return self.layered.run_batch(spikes)  # type: ignore[attr-defined]
+            return self.layered.run_batch(spikes)
         return [self.run(face) for face in spikes]
 
     def run(self, spikes: np.ndarray) -> Presentation:
@@ -228,8 +208,3 @@ class SnnRunner:
 
     def close(self) -> None:
         self.sim.close()
-
-
-def _blocks(sim: object, ens: object) -> list:
-    blocks = sim.model.objs[ens]["out"]  # type: ignore[attr-defined]
-    return list(blocks) if isinstance(blocks, (list, tuple)) else [blocks]

@@ -2,7 +2,7 @@
 
 nengo-loihi's emulator advances every compartment of the chip one step at a time in Python;
 that loop, not the arithmetic, is its cost. In a feedforward chain whose layers are only
-connected forward (what :mod:`.builder` makes), layer ``l`` at step ``t`` depends only on
+connected forward (what :mod:`fer_ros.snn.builder` makes), layer ``l`` at step ``t`` depends only on
 layer ``l - 1``'s spikes up to ``t - 1``. So one presentation of a batch of faces is
 computed a layer at a time:
 
@@ -10,14 +10,16 @@ computed a layer at a time:
    time-batched spike tensor with the layer's integer weights (an im2col GEMM for a
    convolution, its cores' kernels side by side; a dense GEMM for a dense layer; a sparse
    product of the built synapses otherwise);
-2. the compartment dynamics as an elementwise scan over the steps, on the whole layer.
+2. the compartment dynamics as an elementwise scan over the steps, on the whole layer
+   (:mod:`.scan`).
 
 Both run a cache-sized chunk of steps at a time, and input rows that repeat (a pixel at
 the encoder's maximum rate spikes at every step) are multiplied once.
 
 Every number is nengo-loihi's own: weights (their exponents applied) are read from the
 built synapses and axons, thresholds, biases, decays, refractory delays and ``vmin/vmax``
-from the emulator's compartment state, and the arithmetic mirrors nengo-loihi 1.1's
+from the emulator's compartment state, and the arithmetic (:mod:`.integers`) mirrors
+nengo-loihi 1.1's
 ``CompartmentState.update`` (``decay_int`` truncation, 21-bit input and 23-bit current
 wrap-around with a warning, clipping, refractory clamp, spike and reset), with its timing:
 a spike reaches the next layer one step later, and the face's input spikes (relayed off
@@ -28,10 +30,8 @@ otherwise, where they are exact; products are rescaled by the weights' common po
 so that BLAS sums are exact too. Spikes and voltages equal nengo-loihi's at every step
 (``test/test_layered_emulator.py``).
 
-:func:`supports` names what a network has that this emulator does not mirror (another
-nengo-loihi version, recurrence or skip connections, learning, noise, several chip inputs,
-filtered, sliced or transformed probes); :class:`~fer_ros.snn.runner.SnnRunner` then steps
-nengo-loihi instead.
+:func:`~fer_ros.snn.emulator.mirror.supports` names what a network has that this emulator
+does not mirror; :class:`~fer_ros.snn.runner.SnnRunner` then steps nengo-loihi instead.
 """
 
 from __future__ import annotations
@@ -39,26 +39,21 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 import numpy as np
 
-from fer_ros.snn.fast_emulator import _axon_rows, _synapse_rows
-
-if TYPE_CHECKING:
-    from fer_ros.snn.runner import Presentation
+from fer_ros.snn.emulator.integers import DECAY_BITS, Q_BITS, U_BITS, wrap_float
+from fer_ros.snn.emulator.mirror import supports
+from fer_ros.snn.emulator.presentation import Presentation
+from fer_ros.snn.emulator.scan import ChipLayer, CompartmentScan
+from fer_ros.snn.emulator.synapses import Source, coo_entries, probe_blocks
 
 log = logging.getLogger(__name__)
 
-Q_BITS = 21  # synaptic input: 21 bits plus sign (nengo_loihi.builder.discretize.Q_BITS)
-U_BITS = 23  # current and current + bias: 23 bits plus sign (U_BITS)
-DECAY_BITS = 12  # decay_int's fixed point: x * (4096 - offset - decay) >> 12
 EXACT_F32 = 2**24  # integers below this are exact in float32
 EXACT_F64 = 2**53
 CHUNK_BYTES = 1 << 20  # im2col patches per GEMM: cache-sized, so batches scale linearly
-CLIP_CHECK_STEPS = 8  # steps between checks whether any membrane can reach vmin
-MIRRORED_VERSION = "1.1."  # the nengo-loihi whose emulator arithmetic is mirrored here
 
 
 @dataclass(frozen=True)
@@ -69,251 +64,12 @@ class LayerTrace:
     voltages: tuple[np.ndarray | None, ...]  # per layer: float64 voltage, None if not recorded
 
 
-@dataclass
-class _Source:
-    """Compartments that send spikes into a layer: the chip input or one block."""
-
-    axons: list
-    internal: np.ndarray  # index in the sending layer's internal order, per compartment
-
-
-@dataclass
-class _Layer:
-    """One on-chip layer: its synaptic input and its compartments, in internal order."""
-
-    name: str
-    n: int
-    ens_of_internal: np.ndarray  # nengo neuron index of each internal compartment
-    internal_of_ens: np.ndarray
-    dtype: type
-    vth: np.ndarray
-    vmin: np.ndarray
-    vmax: np.ndarray | None  # None: clipping at vmax cannot change a spike or a voltage
-    bias: np.ndarray | None  # None: all zero
-    ku: np.ndarray | float | None  # current decay (4096 - 1 - decay_u) / 4096; None: no carry
-    kv: np.ndarray | float | None  # voltage decay (4096 - decay_v) / 4096; None: no decay
-    ref: np.ndarray | None  # refractory delays; None: no compartment is ever refractory
-    wrap_q: bool  # synaptic input may exceed 21 bits
-    wrap_c: bool
-    wrap_u: bool
-    wrap_v: bool  # int32 wrap-around of the voltage sum (vmin near -2**31)
-    u_floor: float  # lower bound (<= 0) of one step's current + bias
-    shift: int  # weights / 2**shift are the integers multiplied
-    gemm_dtype: type
-    kind: str = "sparse"  # "conv", "dense" or "sparse"
-    kernel: np.ndarray | None = None  # conv: (taps, channels) weights / 2**shift
-    conv_shape: tuple[int, int] = (0, 0)  # (positions, channels) of the internal order
-    window: tuple = ()  # (H, W, C_in, kh, kw, stride, pad, OH, OW, source_channels_last)
-    matrix: object = None  # dense ndarray or scipy CSR (sources x compartments), scaled
-    pads: dict = field(default_factory=dict)  # im2col buffers by shape (see _padded)
-
-
-def _mirrored_version() -> str | None:
-    import nengo_loihi
-
-    version = str(nengo_loihi.__version__)
-    if not version.startswith(MIRRORED_VERSION):
-        return f"nengo-loihi {version} (the layered emulator mirrors {MIRRORED_VERSION}x)"
-    return None
-
-
-def _block_list(sim: object, ens: object) -> list:
-    blocks = sim.model.objs[ens]["out"]  # type: ignore[attr-defined]
-    return list(blocks) if isinstance(blocks, (list, tuple)) else [blocks]
-
-
-def _levels(emulator: object) -> tuple[list[list], str | None]:
-    """Blocks grouped by distance from the chip input; a reason if they are not a chain."""
-    synapse_block = emulator.synapses.block_map  # type: ignore[attr-defined]
-    blocks = list(emulator.block_info.blocks)  # type: ignore[attr-defined]
-    level: dict[object, int] = {}
-    frontier: list = []
-    for spike_input in emulator.inputs:  # type: ignore[attr-defined]
-        for axon in spike_input.axons:
-            block = synapse_block[axon.target]
-            if block not in level:
-                level[block] = 0
-                frontier.append(block)
-    depth = 0
-    while frontier:
-        nxt: list = []
-        for block in frontier:
-            for axon in block.axons:
-                target = synapse_block[axon.target]
-                known = level.get(target)
-                if known is None:
-                    level[target] = depth + 1
-                    nxt.append(target)
-                elif known != depth + 1:
-                    return [], f"recurrent or skip connection {block.label} -> {target.label}"
-        frontier = nxt
-        depth += 1
-    missing = [b.label for b in blocks if b not in level]
-    if missing:
-        return [], f"blocks not fed by the chip input: {missing[:3]}"
-    # a block fed by the input and by a block would have two levels: check every synapse
-    for block in blocks:
-        for axon in block.axons:
-            if level[synapse_block[axon.target]] != level[block] + 1:
-                return [], f"skip connection {block.label}"
-    for spike_input in emulator.inputs:  # type: ignore[attr-defined]
-        for axon in spike_input.axons:
-            if level[synapse_block[axon.target]] != 0:
-                return [], "the chip input feeds a block past the first layer"
-    grouped: list[list] = [[] for _ in range(depth)]
-    for block in blocks:
-        grouped[level[block]].append(block)
-    return grouped, None
-
-
-def _plain_probe(sim: object, probe: object) -> str | None:
-    loihi_probe = sim.model.objs[probe]["out"]  # type: ignore[attr-defined]
-    if loihi_probe.synapse is not None:
-        return f"filtered probe {probe}"
-    if any(s != slice(None) for s in loihi_probe.slice):
-        return f"sliced probe {probe}"
-    if any(w is not None and np.ndim(w) > 0 for w in loihi_probe.weights):
-        return f"probe with a transform {probe}"
-    return None
-
-
-def supports(sim: object, net: object | None = None) -> str | None:
-    """Why :class:`LayeredEmulator` cannot mirror ``sim`` (and ``net``), or None if it can.
-
-    ``sim`` is a built ``nengo_loihi.Simulator``; ``net`` the
-    :class:`~fer_ros.snn.builder.SnnNetwork` it was built from (its layers and probes are
-    then checked too).
-    """
-    sims = getattr(sim, "sims", {})
-    if "emulator" not in sims:
-        return "not nengo-loihi's emulator target"
-    reason = _mirrored_version()
-    if reason:
-        return reason
-    from nengo_loihi.builder import discretize
-
-    if (discretize.Q_BITS, discretize.U_BITS) != (Q_BITS, U_BITS):
-        return "nengo-loihi's overflow widths differ from the mirrored ones"
-    emulator = sims["emulator"]
-    if emulator.block_info.dtype != np.int32:
-        return "the model is not discretised (floating-point emulator)"
-    if emulator.compartment.strict:
-        return "strict overflow checking"
-    if any(s.learning for s in emulator.synapses.slices):
-        return "on-chip learning"
-    if any(np.any(b.compartment.enable_noise) for b in emulator.block_info.blocks):
-        return "compartment noise"
-    if len(emulator.inputs) != 1:
-        return f"{len(emulator.inputs)} chip inputs (one spike input expected)"
-    from nengo_loihi.inputs import SpikeInput
-
-    if not isinstance(emulator.inputs[0], SpikeInput):
-        return f"chip input {type(emulator.inputs[0]).__name__}"
-    levels, reason = _levels(emulator)
-    if reason:
-        return reason
-    if net is None:
-        return None
-    ensembles = list(net.ensembles)  # type: ignore[attr-defined]
-    if len(levels) != len(ensembles):
-        return f"{len(levels)} block levels for {len(ensembles)} layers"
-    for ens, blocks in zip(ensembles, levels, strict=True):
-        if set(_block_list(sim, ens)) != set(blocks):
-            return f"layer {ens.label}: its blocks are not one level of the chain"
-    probes = list(net.spike_probes)  # type: ignore[attr-defined]
-    if len(probes) != len(ensembles):
-        return "not one spike probe per layer"
-    for probe, ens in zip(probes, ensembles, strict=True):
-        if getattr(probe.obj, "ensemble", None) is not ens or probe.attr not in (
-            "output",
-            "spikes",
-        ):
-            return f"spike probe {probe} is not its layer's neurons"
-    voltage = net.output_voltage_probe  # type: ignore[attr-defined]
-    if getattr(voltage.obj, "ensemble", None) is not ensembles[-1]:
-        return "the voltage probe is not on the output layer"
-    for probe in [*probes, voltage]:
-        reason = _plain_probe(sim, probe)
-        if reason:
-            return reason
-    if emulator.inputs[0].n_neurons != net.buffer.n_inputs:  # type: ignore[attr-defined]
-        return "the chip input is not the input relay"
-    return None
-
-
-def _ensemble_ids(sim: object, probe: object) -> tuple[list, np.ndarray]:
-    """The probe's blocks and the nengo neuron index of each of their compartments."""
-    loihi_probe = sim.model.objs[probe]["out"]  # type: ignore[attr-defined]
-    blocks = list(loihi_probe.target)
-    n = sum(b.n_neurons for b in blocks)
-    ids = np.arange(n)
-    if loihi_probe.reindexing is not None:  # output[..., reindexing] puts ids in order
-        ids = np.empty(n, np.int64)
-        ids[np.asarray(loihi_probe.reindexing)] = np.arange(n)
-    return blocks, ids
-
-
-def _entries(
-    sources: Sequence[_Source], targets: dict, check: set
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """COO (source internal, target internal, weight) of all synapses from ``sources``.
-
-    ``targets`` maps each synapse of the layer to (compartments in its block, internal
-    index of each). ``check`` collects synapses already checked for repeated indices.
-    """
-    rows_out, cols_out, vals_out = [], [], []
-    cache: dict = {}
-    for source in sources:
-        for axon in source.axons:
-            synapse = axon.target
-            if synapse not in targets:
-                raise ValueError(f"axon {axon.label} does not feed the next layer")
-            width, internal = targets[synapse]
-            rows = cache.get(synapse)
-            if rows is None:
-                rows = cache[synapse] = _synapse_rows(synapse, width)
-                if synapse not in check:
-                    check.add(synapse)
-                    lens = np.diff(rows.indptr)
-                    keys = np.repeat(np.arange(len(lens)), lens) * width + rows.cols
-                    if np.unique(keys).size != keys.size:
-                        # nengo-loihi's `input[base + indices] += w` would add such a
-                        # repeated index once, a matrix product twice
-                        raise ValueError(f"synapse {synapse} repeats a compartment index")
-            row_map = _axon_rows(axon, len(source.internal), rows)
-            used = row_map >= 0
-            r = row_map[used]
-            starts = rows.indptr[r]
-            lens = rows.indptr[r + 1] - starts
-            total = int(lens.sum())
-            if total == 0:
-                continue
-            flat = np.arange(total) + np.repeat(starts - (np.cumsum(lens) - lens), lens)
-            rows_out.append(np.repeat(source.internal[used], lens))
-            cols_out.append(internal[rows.cols[flat]])
-            vals_out.append(rows.vals[flat])
-    if not rows_out:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
-    return np.concatenate(rows_out), np.concatenate(cols_out), np.concatenate(vals_out)
-
-
 def _common_shift(values: np.ndarray) -> int:
     """Largest ``k`` such that every weight is a multiple of ``2**k`` (exact rescaling)."""
     ints = np.abs(values[values != 0]).astype(np.int64)
     if ints.size == 0:
         return 0
     return int(np.min(ints & -ints)).bit_length() - 1  # lowest set bit of any weight
-
-
-def _wrap(x: np.ndarray, bits: int) -> None:
-    """In place: x as a (bits + 1)-bit signed integer (``overflow_signed``), exact in float."""
-    half = float(2**bits)
-    span = 2.0 * half
-    tmp = x + half
-    np.multiply(tmp, 1.0 / span, out=tmp)
-    np.floor(tmp, out=tmp)
-    np.multiply(tmp, span, out=tmp)
-    np.subtract(x, tmp, out=x)
 
 
 def _pow2_or_none(k: np.ndarray, identity: float) -> tuple[np.ndarray | float | None, bool]:
@@ -341,7 +97,7 @@ def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     return np.asarray(first, np.int64), inverse
 
 
-def _padded(layer: _Layer, shape: tuple[int, ...]) -> np.ndarray:
+def _padded(layer: ChipLayer, shape: tuple[int, ...]) -> np.ndarray:
     """A zero-bordered im2col buffer, kept per layer: only its interior is ever written."""
     buffer = layer.pads.get(shape)
     if buffer is None:
@@ -363,7 +119,7 @@ def _repeated(rows: np.ndarray, index: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def _chunk_rows(layer: _Layer, n_source: int) -> int:
+def _chunk_rows(layer: ChipLayer, n_source: int) -> int:
     """Rows (steps x faces) of synaptic input computed at once: about CHUNK_BYTES of work."""
     if layer.kind == "conv":
         n_pos, _ = layer.conv_shape
@@ -371,127 +127,6 @@ def _chunk_rows(layer: _Layer, n_source: int) -> int:
     else:
         per_row = n_source + layer.n
     return max(1, CHUNK_BYTES // (per_row * np.dtype(layer.gemm_dtype).itemsize))
-
-
-class _Compartments:
-    """``CompartmentState.update`` for one layer and batch, advanced a chunk of steps at a time.
-
-    Elementwise on the whole layer and batch, one step at a time (the reset after a spike
-    makes the voltage sequential); every operation nengo-loihi's parameters make a no-op is
-    skipped (see :meth:`LayeredEmulator._compartments`).
-    """
-
-    def __init__(self, layer: _Layer, steps: int, faces: int, record: bool) -> None:
-        dt = layer.dtype
-        shape = (faces, layer.n)
-        self.layer = layer
-        self.spikes = np.empty((steps, *shape), bool)
-        self.volts = np.empty((steps, *shape), dt) if record else None
-        self.t = 0
-        self.c = np.zeros(shape, dt)
-        self.v = np.zeros(shape, dt)
-        self.u = np.empty(shape, dt)
-        self.rc = np.zeros(shape, dt) if layer.ref is not None else None
-        self.busy = np.empty(shape, bool)
-        self.overflow = {"current": False, "u2": False}
-        self.vmin_floor = float(layer.vmin.min())
-        self.plain = (
-            layer.ku is not None
-            and layer.kv is None
-            and layer.ref is None
-            and layer.vmax is None
-            and not (layer.wrap_c or layer.wrap_u or layer.wrap_v)
-        )
-
-    def advance(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
-        """Run the next ``len(q)`` steps; ``q[k]`` (faces, n) is step k's synaptic input."""
-        if self.plain:
-            self._plain(q)
-        else:
-            self._general(q)
-        self.t += len(q)
-
-    def _plain(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
-        """Integrate-and-fire with a current carry and no wrap-around: the builder's neurons."""
-        layer, c, v = self.layer, self.c, self.v
-        ku, bias, vmin, vth = layer.ku, layer.bias, layer.vmin, layer.vth
-        add, mul, trunc, maximum, greater, copyto = (
-            np.add, np.multiply, np.trunc, np.maximum, np.greater, np.copyto
-        )  # fmt: skip
-        floor, lowest = layer.u_floor * CLIP_CHECK_STEPS, self.vmin_floor
-        clip, budget = True, 0
-        for k, qt in enumerate(q):
-            if budget == 0:  # can any membrane reach vmin in the next CLIP_CHECK_STEPS?
-                # (a spike resets to 0, so min(v, 0) bounds the state from below)
-                clip = min(float(v.min()), 0.0) + floor < lowest
-                budget = CLIP_CHECK_STEPS
-            budget -= 1
-            mul(c, ku, c)
-            trunc(c, c)
-            add(c, qt, c)
-            add(v, c, v)
-            if bias is not None:
-                add(v, bias, v)  # (v + c) + bias: exact, every value is a small integer
-            if clip:
-                maximum(v, vmin, v)
-            s = self.spikes[self.t + k]
-            greater(v, vth, s)
-            copyto(v, 0, where=s)
-            if self.volts is not None:
-                self.volts[self.t + k] = v
-
-    def _general(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
-        """Every branch of ``CompartmentState.update`` that the layer's parameters need."""
-        layer, c, v, u, rc, busy = self.layer, self.c, self.v, self.u, self.rc, self.busy
-        for k, qt in enumerate(q):
-            if layer.ku is None:
-                cur = qt.copy() if layer.wrap_c else qt  # shared rows stay unwrapped
-            else:
-                np.multiply(c, layer.ku, c)
-                np.trunc(c, c)
-                np.add(c, qt, c)
-                cur = c
-            if layer.wrap_c:
-                self.overflow["current"] |= _wrapped(cur, U_BITS)
-            if layer.bias is not None:
-                np.add(cur, layer.bias, u)
-                if layer.wrap_u:
-                    self.overflow["u2"] |= _wrapped(u, U_BITS)
-                cur = u
-            if layer.kv is not None:
-                np.multiply(v, layer.kv, v)
-                np.trunc(v, v)
-            np.add(v, cur, v)
-            if layer.wrap_v:
-                _wrap(v, 31)  # the stock emulator's int32 voltage sum
-            np.maximum(v, layer.vmin, v)
-            if layer.vmax is not None:
-                np.minimum(v, layer.vmax, v)
-            if rc is not None:
-                np.greater(rc, 0, busy)
-                np.copyto(v, 0, where=busy)
-            s = self.spikes[self.t + k]
-            np.greater(v, layer.vth, s)
-            np.copyto(v, 0, where=s)
-            if rc is not None:
-                np.copyto(rc, layer.ref, where=s)
-                np.subtract(rc, 1, rc)
-                np.maximum(rc, 0, rc)
-            if self.volts is not None:
-                self.volts[self.t + k] = v
-
-    def finish(self) -> None:
-        """Warn once per kind of wrap-around, like nengo-loihi's non-strict emulator."""
-        for name, hit in self.overflow.items():
-            if hit:
-                warnings.warn(f"Overflow in {name}", stacklevel=4)
-
-
-def _wrapped(x: np.ndarray, bits: int) -> bool:
-    """Wrap ``x`` in place (see :func:`_wrap`); True if any value changed."""
-    before = x.copy()
-    _wrap(x, bits)
-    return not np.array_equal(before, x)
 
 
 class LayeredEmulator:
@@ -522,15 +157,15 @@ class LayeredEmulator:
         params = getattr(net, "params", None)
         specs = list(getattr(params, "layers", ()) or ())
         self.n_inputs = int(emulator.inputs[0].n_neurons)
-        self.layers: list[_Layer] = []
+        self.layers: list[ChipLayer] = []
         checked: set = set()
-        sources = [_Source(emulator.inputs[0].axons, np.arange(self.n_inputs))]
+        sources = [Source(emulator.inputs[0].axons, np.arange(self.n_inputs))]
         n_source = self.n_inputs
         source_hwc: tuple[int, int, int] | None = None  # input internal order is (C, H, W)
         ensembles = list(net.ensembles)  # type: ignore[attr-defined]
         for i, (ens, probe) in enumerate(zip(ensembles, net.spike_probes, strict=True)):  # type: ignore[attr-defined]
             spec = specs[i] if len(specs) == len(ensembles) else None
-            blocks, ids = _ensemble_ids(sim, probe)
+            blocks, ids = probe_blocks(sim, probe)
             n = len(ids)
             conv = spec is not None and spec.kind == "conv" and spec.n_neurons == n
             if conv:  # internal order channels-last: (position, channel)
@@ -544,7 +179,7 @@ class LayeredEmulator:
             internal_of_ens[ens_of_internal] = np.arange(n)
             glob = np.empty(n, np.int64)
             targets: dict = {}
-            block_sources: list[_Source] = []
+            block_sources: list[Source] = []
             start = 0
             for block in blocks:
                 sl = slices[block]
@@ -552,9 +187,9 @@ class LayeredEmulator:
                 glob[internal] = np.arange(sl.start, sl.stop)
                 for synapse in block.synapses:
                     targets[synapse] = (block.n_neurons, internal)
-                block_sources.append(_Source(block.axons, internal))
+                block_sources.append(Source(block.axons, internal))
                 start += block.n_neurons
-            rows, cols, vals = _entries(sources, targets, checked)
+            rows, cols, vals = coo_entries(sources, targets, checked)
             matrix = self._sparse.csr_matrix((vals, (rows, cols)), shape=(n_source, n))
             matrix.sum_duplicates()
             layer = self._compartments(ens.label or f"layer {i}", comp, glob, matrix)
@@ -584,7 +219,7 @@ class LayeredEmulator:
     # ------------------------------------------------------------------ construction
 
     @staticmethod
-    def _compartments(name: str, comp: object, glob: np.ndarray, matrix: object) -> _Layer:
+    def _compartments(name: str, comp: object, glob: np.ndarray, matrix: object) -> ChipLayer:
         """Compartment parameters (internal order) and the exactness decisions for a layer."""
         get = lambda attr: np.asarray(getattr(comp, attr)[glob], np.float64)  # noqa: E731
         vth, vmin, vmax, bias = get("vth"), get("vmin"), get("vmax"), get("bias")
@@ -620,7 +255,7 @@ class LayeredEmulator:
         small = v_max < EXACT_F32 and not (wrap_c or wrap_u or wrap_v)
         dtype = np.float32 if small and ku_pow2 and kv_pow2 else np.float64
         cast = lambda x: x if x is None or isinstance(x, float) else x.astype(dtype)  # noqa: E731
-        return _Layer(
+        return ChipLayer(
             name=name,
             n=len(glob),
             ens_of_internal=np.arange(len(glob)),
@@ -645,7 +280,7 @@ class LayeredEmulator:
 
     def _try_conv(
         self,
-        layer: _Layer,
+        layer: ChipLayer,
         spec: object,
         matrix: object,
         blocks: list,
@@ -732,7 +367,7 @@ class LayeredEmulator:
     # ------------------------------------------------------------------ simulation
 
     @staticmethod
-    def _patches(layer: _Layer, x: np.ndarray) -> np.ndarray:
+    def _patches(layer: ChipLayer, x: np.ndarray) -> np.ndarray:
         """im2col of (rows, sources) spikes: (rows * positions, taps), taps (dy, dx, c_in)."""
         h, w, c, kh, kw, stride, pad, oh, ow, channels_last = layer.window
         rows = x.shape[0]
@@ -764,7 +399,7 @@ class LayeredEmulator:
         )
         return windows.reshape(rows * oh * ow, kh * kw * c)
 
-    def _synaptic_input(self, layer: _Layer, x: np.ndarray, out: np.ndarray) -> None:
+    def _synaptic_input(self, layer: ChipLayer, x: np.ndarray, out: np.ndarray) -> None:
         """(rows, sources) 0/1 spikes -> exact integer input into ``out`` (rows, compartments)."""
         rows = x.shape[0]
         direct = layer.gemm_dtype == layer.dtype and not layer.shift and not layer.wrap_q
@@ -793,7 +428,7 @@ class LayeredEmulator:
         self._finish(layer, result, out)
 
     @staticmethod
-    def _finish(layer: _Layer, result: np.ndarray, out: np.ndarray) -> None:
+    def _finish(layer: ChipLayer, result: np.ndarray, out: np.ndarray) -> None:
         """Undo the weights' rescaling and wrap at 21 bits like ``overflow(q0)``, into out."""
         if layer.shift:
             result *= 2.0**layer.shift  # (small integer) * 2**shift: exact
@@ -801,7 +436,7 @@ class LayeredEmulator:
             lo, hi = float(result.min()), float(result.max())
             if lo < -(2**Q_BITS) or hi >= 2**Q_BITS:
                 result = result.astype(np.float64)
-                _wrap(result, Q_BITS)
+                wrap_float(result, Q_BITS)
                 warnings.warn("Overflow in q0", stacklevel=4)
         out[...] = result
 
@@ -822,7 +457,7 @@ class LayeredEmulator:
         src = np.ascontiguousarray(x[:, : steps - 1].transpose(1, 0, 2)).reshape(-1, x.shape[2])
         out: list[tuple[np.ndarray, np.ndarray | None]] = []
         for i, (layer, rec) in enumerate(zip(self.layers, record, strict=True)):
-            scan = _Compartments(layer, steps, faces, rec)
+            scan = CompartmentScan(layer, steps, faces, rec)
             scan.advance(np.zeros((1, faces, layer.n), layer.dtype))  # nothing arrives at step 0
             if steps > 1:
                 # rate-coded input repeats rows (a pixel at the maximum rate spikes every
@@ -875,12 +510,10 @@ class LayeredEmulator:
         return LayerTrace(tuple(spikes_out), tuple(volts_out))
 
     def run_batch(self, spikes: np.ndarray) -> list[Presentation]:
-        """One :class:`~fer_ros.snn.runner.Presentation` per face, as ``SnnRunner.run`` gives.
+        """One :class:`~.presentation.Presentation` per face, as ``SnnRunner.run`` gives.
 
         ``spikes``: bool (faces, timesteps, H, W) or (faces, timesteps, C, H, W).
         """
-        from fer_ros.snn.runner import Presentation  # runner imports this module lazily
-
         x = np.asarray(spikes, bool)
         if x.shape[0] == 0:
             return []
