@@ -39,11 +39,12 @@ sys.path.insert(0, str(REPO))
 
 from fer_ros.core.cnn_spec import CnnSpec, LayerSpec  # noqa: E402
 from fer_ros.core.model_card import load_model_card  # noqa: E402
+from fer_ros.core.paths import data_path  # noqa: E402
 from fer_ros.core.spike_encoding import EncodingSettings, encode  # noqa: E402
 from fer_ros.snn.convert import convert  # noqa: E402
-from fer_ros.snn.data import DEFAULT_DATA, calibration_subset, card_split  # noqa: E402
 from fer_ros.snn.params import SnnParams, load_snn_params  # noqa: E402
 from fer_ros.snn.runner import SnnRunner  # noqa: E402
+from fer_ros.training.card_data import calibration_subset, card_split  # noqa: E402
 
 PAPER_CONVS = ((12, 1), (24, 2), (32, 2), (48, 2))  # (filters, stride), 3x3, padding 1
 PAPER_DENSE = (48, 24, 7)
@@ -144,7 +145,7 @@ def bench(label: str, params: SnnParams, trains: np.ndarray, args: argparse.Name
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--card", default="fer_snn_loihi.json")
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=data_path())
     parser.add_argument("--faces", type=int, default=40, help="held-out faces for layered")
     parser.add_argument("--stock-faces", type=int, default=3)
     parser.add_argument("--vectorised-faces", type=int, default=10)

@@ -26,11 +26,12 @@ sys.path.insert(0, str(REPO))
 
 from fer_ros.core.cnn_spec import load_cnn_spec  # noqa: E402
 from fer_ros.core.model_card import load_model_card  # noqa: E402
+from fer_ros.core.paths import data_path  # noqa: E402
 from fer_ros.snn.convert import convert  # noqa: E402
-from fer_ros.snn.data import DEFAULT_DATA, calibration_subset, card_split  # noqa: E402
 from fer_ros.snn.evaluate import Evaluation, evaluate  # noqa: E402
 from fer_ros.snn.params import SnnParams, load_snn_params  # noqa: E402
 from fer_ros.snn.runner import SnnRunner  # noqa: E402
+from fer_ros.training.card_data import calibration_subset, card_split  # noqa: E402
 
 TIMESTEPS = (10, 20, 30, 50, 100)
 
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--gray-card", default="fer_snn_loihi.json", help="grayscale Loihi card ('': none)"
     )
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=data_path())
     parser.add_argument("--timesteps", default=",".join(map(str, TIMESTEPS)))
     parser.add_argument("--limit", type=int, default=0, help="held-out crops (0: all)")
     parser.add_argument("--json", type=Path, default=None, help="also write figures here")

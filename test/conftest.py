@@ -28,10 +28,10 @@ os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 
 from fer_ros.core.demo_media import feat_media_dir  # noqa: E402
+from fer_ros.core.paths import DATA_ENV, data_path  # noqa: E402
 from fer_ros.core.profiles import use_fastdds_profile  # noqa: E402
 
 use_fastdds_profile()
-CK_PLUS = REPO.parent / "shared" / "data" / "ck_plus_48_dev.npz"
 
 
 @pytest.fixture(scope="session")
@@ -44,9 +44,9 @@ def media() -> Path:
 
 @pytest.fixture(scope="session")
 def ck_plus_path() -> Path:
-    path = Path(os.environ.get("FER_ROS_CK_PLUS", CK_PLUS))
+    path = data_path()  # $FER_ROS_DATA, else shared/data beside the checkout
     if not path.is_file():
-        pytest.skip(f"CK+ dev set not found at {path} (set FER_ROS_CK_PLUS)")
+        pytest.skip(f"CK+ dev set not found at {path} (set {DATA_ENV})")
     return path
 
 

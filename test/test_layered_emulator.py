@@ -202,8 +202,8 @@ def spike_trains(seed: int, n: int, steps: int, shape, density: float) -> list[n
 
 @pytest.fixture(scope="module", params=COMMITTED)
 def committed(request, ck_plus_path):
-    from fer_ros.snn.data import card_split
     from fer_ros.snn.params import load_snn_params
+    from fer_ros.training.card_data import card_split
 
     card = load_model_card(f"{request.param}.json")
     if "snn" not in card.files:

@@ -9,9 +9,9 @@ pytest.importorskip("nengo_loihi")
 from fer_ros.core.cnn_spec import load_cnn_spec
 from fer_ros.core.model_card import load_model_card
 from fer_ros.snn.convert import file_digest
-from fer_ros.snn.data import card_split
 from fer_ros.snn.evaluate import evaluate
 from fer_ros.snn.params import load_snn_params
+from fer_ros.training.card_data import card_split
 
 # Per card: both are Loihi-aware (fine-tuned through the exact emulator) and disagree with
 # their CNN on borderline faces (~1-2 spikes per neuron per face at their energy budget);
@@ -25,12 +25,12 @@ MIN_AGREEMENT = {"fer_snn_loihi.json": 0.90, "fer_snn_loihi_canny.json": 0.85}
 def model(request, ck_plus_path):
     card = load_model_card(request.param)
     if "snn" not in card.files:
-        pytest.skip("fer_snn_loihi has no SNN export yet (python -m fer_ros.snn.convert)")
+        pytest.skip("fer_snn_loihi has no SNN export yet (python -m fer_ros.training.snn_convert)")
     params = load_snn_params(card.file("snn"))
     spec_path = card.file("cnn_spec")
     assert params.extra.get("cnn_spec_sha1") == file_digest(spec_path), (
         "the SNN was converted from another CNN; rerun "
-        "python -m fer_ros.snn.convert --card fer_snn_loihi.json"
+        "python -m fer_ros.training.snn_convert --card fer_snn_loihi.json"
     )
     _, held_out = card_split(card, ck_plus_path, every_set=True)  # the card's figures' faces
     return card, params, load_cnn_spec(str(spec_path)), held_out

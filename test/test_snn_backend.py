@@ -19,7 +19,7 @@ from fer_ros.snn.runner import has_nxsdk
 def card():
     card = load_model_card("fer_snn_loihi.json")
     if "snn" not in card.files:
-        pytest.skip("fer_snn_loihi has no SNN export yet (python -m fer_ros.snn.convert)")
+        pytest.skip("fer_snn_loihi has no SNN export yet (python -m fer_ros.training.snn_convert)")
     return card
 
 
@@ -41,7 +41,7 @@ def test_missing_nengo_loihi_names_the_install_command(card, monkeypatch):
 
 
 def test_missing_snn_export_is_unavailable(card):
-    with pytest.raises(BackendUnavailable, match=r"fer_ros\.snn\.convert"):
+    with pytest.raises(BackendUnavailable, match=r"fer_ros\.training\.snn_convert"):
         create_backend("loihi", BackendSettings(card=card, model_export="no_such_export"))
 
 
@@ -113,5 +113,5 @@ def test_backend_in_its_own_process_answers_like_the_backend_itself(card):
 def test_backend_process_reports_why_the_backend_cannot_load(card):
     from fer_ros.backends.isolated import IsolatedBackend
 
-    with pytest.raises(BackendUnavailable, match=r"fer_ros\.snn\.convert"):
+    with pytest.raises(BackendUnavailable, match=r"fer_ros\.training\.snn_convert"):
         IsolatedBackend("loihi", BackendSettings(card=card, model_export="no_such_export"))

@@ -140,7 +140,7 @@ class LoihiBackend:
             path = settings.card.file(export)
         except KeyError as exc:
             raise BackendUnavailable(
-                f"{exc}; convert the CNN first: python -m fer_ros.snn.convert "
+                f"{exc}; convert the CNN first: python -m fer_ros.training.snn_convert "
                 f"--card {settings.card.path.name if settings.card.path else '<card>'}"
             ) from exc
         if not path.is_file():
@@ -149,7 +149,7 @@ class LoihiBackend:
         if o.dt and not np.isclose(o.dt, params.dt):
             raise BackendUnavailable(
                 f"option dt={o.dt} does not match the converted network ({params.dt}); "
-                "reconvert with python -m fer_ros.snn.convert or change the option"
+                "reconvert with python -m fer_ros.training.snn_convert or change the option"
             )
         timing = ConvertedTiming.of_params(params).resolve(o.timesteps, o.dt, o.input_rate)
         self.timesteps = timing.timesteps

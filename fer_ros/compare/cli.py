@@ -30,9 +30,8 @@ from fer_ros.compare.results_csv import write_csv
 from fer_ros.compare.rows import Row
 from fer_ros.compare.runs import profile_settings, run_ablation, run_peer, run_profile
 from fer_ros.core.model_card import load_model_card
-from fer_ros.core.paths import share_dir
+from fer_ros.core.paths import data_path, share_dir
 from fer_ros.core.profiles import NEUROMORPHIC_PROFILE, PROFILES
-from fer_ros.snn.data import DEFAULT_DATA
 
 OUTPUTS = ("results.md", "results.csv", plots.ENERGY_PNG, plots.LATENCY_PNG, plots.TIMESTEPS_PNG)
 
@@ -40,7 +39,7 @@ OUTPUTS = ("results.md", "results.csv", plots.ENERGY_PNG, plots.LATENCY_PNG, plo
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="fer_ros_compare", description=__doc__.split("\n\n")[0])
     p.add_argument("--profiles", default=",".join(PROFILES), help="comma-separated (default: all)")
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labelled faces (.npz/.csv/dir)")
+    p.add_argument("--data", type=Path, default=data_path(), help="labelled faces (.npz/.csv/dir)")
     p.add_argument("--max-faces", type=int, default=0, help="subsample the faces (0: all)")
     p.add_argument("--out", type=Path, default=Path("build/compare"))
     p.add_argument("--latency-n", type=int, default=300, help="timed calls per CNN backend")

@@ -1,4 +1,5 @@
-"""Where the installed package keeps its share files (config/, launch/, models/)."""
+"""Where the installed package keeps its share files (config/, launch/, models/), and
+where the labelled face crops are (:func:`data_path`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,9 @@ from functools import lru_cache
 from pathlib import Path
 
 PACKAGE = "fer_ros"
-_SOURCE_ROOT = Path(__file__).resolve().parent.parent
+_SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: fer_ros/core/paths.py
+DATA_ENV = "FER_ROS_DATA"
+DATA_FILE = "ck_plus_48_dev.npz"  # the CK+ development set (research use, never committed)
 
 
 @lru_cache(maxsize=1)
@@ -46,3 +49,15 @@ def models_dir() -> Path:
 
 def config_dir() -> Path:
     return share_dir() / "config"
+
+
+def data_path() -> Path:
+    """The labelled face crops used where no ``--data`` (or ``data`` argument) is given.
+
+    ``FER_ROS_DATA`` (a file) overrides; otherwise ``shared/data/ck_plus_48_dev.npz``
+    beside the checkout (``<checkout>/../shared/data/``), found from this file's location.
+    """
+    override = os.environ.get(DATA_ENV)
+    if override:
+        return Path(override)
+    return _SOURCE_ROOT.parent / "shared" / "data" / DATA_FILE

@@ -21,31 +21,29 @@ act as integrators: their scale is set so that the largest calibration logit cha
 the membrane to only half the threshold over ``output_horizon`` steps. They never spike
 within a presentation, so the read-out (membrane voltage, see the backend) is the exact
 integral of the logit drive, free of the reset-to-zero loss of a spiking read-out.
+
+Loihi-aware training (:mod:`fer_ros.training.loihi_aware`) converts with fixed unit scales
+instead and shares the rest: :func:`output_offset`, :func:`integrator_scale`,
+:func:`layer_names`, :func:`assemble`, the block shapes (:func:`choose_block_shape`,
+:func:`block_candidates`, :func:`auto_block_shapes`) and the card's ``snn`` section
+(:func:`card_section`). The command line that converts a model card, which needs the
+card's training split, is :mod:`fer_ros.training.snn_convert`.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
-import logging
-import sys
+import warnings
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fer_ros.core.cnn_spec import CnnSpec, load_cnn_spec
-from fer_ros.core.model_card import load_model_card, save_model_card
-from fer_ros.snn.params import (
-    MAX_BLOCK_NEURONS,
-    SnnLayer,
-    SnnParams,
-    conv_output_size,
-    save_snn_params,
-)
+from fer_ros.core.cnn_spec import CnnSpec
+from fer_ros.snn.params import MAX_BLOCK_NEURONS, SnnLayer, SnnParams, conv_output_size
 from fer_ros.snn.reference import forward_activations
-
-log = logging.getLogger(__name__)
 
 DEFAULT_PERCENTILE = 99.9
 DEFAULT_MAX_RATE = 250.0  # Hz; matches the spike encoder's default (fer_ros.core.spike_encoding)
@@ -88,8 +86,15 @@ def choose_block_shape(
         return (-(-total // n_blocks),)
     if total <= limit:
         return tuple(shape)
+    return min(_conv_blocks(shape, limit))[1]
+
+
+def _conv_blocks(
+    shape: tuple[int, ...], limit: int
+) -> Iterator[tuple[tuple[int, int, int, int], tuple[int, int, int]]]:
+    """(preference key, block shape) of every block of a conv layer (C, H, W) within
+    ``limit`` neurons: fewest cores, exact tilings, whole channels, wide blocks first."""
     c, h, w = shape
-    best: tuple[tuple[int, int, int, int], tuple[int, ...]] | None = None
     for bc in range(1, c + 1):
         for bh in range(1, h + 1):
             for bw in range(1, w + 1):
@@ -97,18 +102,167 @@ def choose_block_shape(
                     break
                 blocks = -(-c // bc) * -(-h // bh) * -(-w // bw)
                 uneven = (c % bc != 0) + (h % bh != 0) + (w % bw != 0)
-                key = (blocks, uneven, -bc, -(bh * bw))
-                if best is None or key < best[0]:
-                    best = (key, (bc, bh, bw))
-    assert best is not None
-    return best[1]
+                yield (blocks, uneven, -bc, -(bh * bw)), (bc, bh, bw)
 
 
-def _scale(values: np.ndarray, percentile: float) -> float:
+def block_candidates(
+    shape: tuple[int, ...], limit: int = MAX_BLOCK_NEURONS
+) -> list[tuple[int, ...]]:
+    """Every block shape of a layer in :func:`choose_block_shape`'s order of preference
+    (conv ``(C, H, W)``); a dense layer's ``(n,)`` splits into 1, 2, ... row groups."""
+    if len(shape) == 1:
+        n = shape[0]
+        return [(-(-n // k),) for k in range(1, n + 1) if -(-n // k) <= limit]
+    return [b for _, b in sorted(_conv_blocks(shape, limit))]
+
+
+def auto_block_shapes(params: SnnParams, max_tries: int = 40) -> SnnParams:
+    """Block shapes that nengo-loihi's builder validates (neurons, input/output axons and
+    synapse memory per core), found by building the network and, for the block named in a
+    ``BuildError``, moving that layer to its next shape (:func:`block_candidates`) with
+    more cores. Needs nengo-loihi."""
+    import nengo_loihi  # optional dependency, as in the builder
+    from nengo.exceptions import BuildError
+
+    from fer_ros.snn.builder import build_network
+
+    names = [lay.name for lay in params.layers]
+    cands = {}
+    for _ in range(max_tries):
+        net = build_network(params)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                sim = nengo_loihi.Simulator(
+                    net.network, dt=params.dt, precompute=True, target="sim"
+                )
+            sim.close()
+            return params
+        except BuildError as exc:
+            msg = str(exc)
+            hit = [n for n in names if f"'{n}'" in msg]
+            if not hit:
+                raise
+            i = names.index(hit[0])
+            lay = params.layers[i]
+            options = cands.setdefault(i, block_candidates(tuple(lay.output_shape)))
+            now = lay.n_blocks
+            nxt = next(
+                b
+                for b in options
+                if int(np.prod([-(-n // k) for n, k in zip(lay.output_shape, b, strict=True)]))
+                > now
+            )
+            layers = list(params.layers)
+            layers[i] = replace(lay, block_shape=nxt)
+            params = replace(params, layers=tuple(layers))
+    raise RuntimeError("no valid block shapes found")
+
+
+def activation_scale(values: np.ndarray, percentile: float) -> float:
+    """A layer's scale: the ``percentile`` of its positive activations (1 if none)."""
     positive = values[values > 0]
     if positive.size == 0:
         return 1.0  # a dead layer: any scale keeps it silent
     return float(np.percentile(positive, percentile))
+
+
+def output_offset(logits: np.ndarray, offset_quantile: float) -> float:
+    """The argmax-neutral offset that makes the winning logit positive on all but
+    ``offset_quantile`` of the calibration crops."""
+    return max(0.0, -float(np.quantile(logits.max(axis=1), offset_quantile)))
+
+
+def integrator_scale(scale: float, max_rate: float, dt: float, horizon: int) -> float:
+    """The output layer's scale as an integrator: the drive at ``scale`` charges half a
+    threshold over ``horizon`` steps, so it never spikes within a presentation."""
+    return scale * (2.0 * max_rate * dt * horizon)
+
+
+def layer_names(spec: CnnSpec) -> tuple[str, ...]:
+    """``conv0, conv1, ..., dense0, ..., output``: the SNN's layer names."""
+    counts = {"conv": 0, "dense": 0}
+    names = []
+    for layer in spec.layers[:-1]:
+        names.append(f"{layer.kind}{counts[layer.kind]}")
+        counts[layer.kind] += 1
+    return (*names, "output")
+
+
+def output_shapes(spec: CnnSpec) -> list[tuple[int, ...]]:
+    """Each layer's output shape: (C, H, W) of a conv, (n,) of a dense layer."""
+    shape: tuple[int, ...] = tuple(spec.input_shape)
+    shapes = []
+    for layer in spec.layers:
+        if layer.kind == "conv":
+            out_c, _, kh, kw = layer.weights.shape
+            shape = (
+                out_c,
+                conv_output_size(shape[1], kh, layer.stride, layer.padding),
+                conv_output_size(shape[2], kw, layer.stride, layer.padding),
+            )
+        else:
+            shape = (layer.weights.shape[0],)
+        shapes.append(shape)
+    return shapes
+
+
+def assemble(
+    spec: CnnSpec,
+    model_id: str,
+    weights: Sequence[np.ndarray],
+    biases: Sequence[np.ndarray],
+    scales: Sequence[float],
+    *,
+    timesteps: int,
+    dt: float,
+    max_rate: float,
+    input_rate: float,
+    output_offset: float,
+    extra: dict[str, Any],
+    names: Sequence[str] | None = None,
+    block_shapes: Sequence[tuple[int, ...]] | None = None,
+) -> SnnParams:
+    """Validated :class:`SnnParams` of ``spec``'s geometry with SNN ``weights`` and
+    ``biases`` per layer (float32, already scaled) and their ``rate_scale``; block shapes
+    by :func:`choose_block_shape` unless given. Both converters (:func:`convert` and
+    Loihi-aware training) end here."""
+    names = names or layer_names(spec)
+    layers: list[SnnLayer] = []
+    shape: tuple[int, ...] = tuple(spec.input_shape)
+    for i, (layer, out_shape) in enumerate(zip(spec.layers, output_shapes(spec), strict=True)):
+        layers.append(
+            SnnLayer(
+                name=names[i],
+                kind=layer.kind,
+                weights=weights[i],
+                bias=biases[i],
+                input_shape=shape,
+                output_shape=out_shape,
+                rate_scale=scales[i],
+                block_shape=(
+                    tuple(block_shapes[i])
+                    if block_shapes
+                    else choose_block_shape(out_shape, n_inputs=int(np.prod(shape)))
+                ),
+                stride=layer.stride,
+                padding=layer.padding,
+            )
+        )
+        shape = out_shape
+    params = SnnParams(
+        model_id=model_id,
+        input_shape=tuple(spec.input_shape),  # type: ignore[arg-type]
+        layers=tuple(layers),
+        timesteps=timesteps,
+        dt=dt,
+        max_rate=max_rate,
+        input_rate=input_rate,
+        output_offset=output_offset,
+        extra=extra,
+    )
+    params.validate()
+    return params
 
 
 def convert(
@@ -162,47 +316,25 @@ def convert(
         if layer.activation != "relu":
             raise ValueError(f"hidden layer {i} must use ReLU for rate conversion")
     acts = forward_activations(spec, calibration)
-    logits = acts[-1]
-    offset = max(0.0, -float(np.quantile(logits.max(axis=1), offset_quantile)))
-    acts[-1] = logits + offset
+    offset = output_offset(acts[-1], offset_quantile)
+    acts[-1] = acts[-1] + offset
     horizon = 4 * timesteps if output_horizon is None else int(output_horizon)
-    names = layer_names or _default_names(spec)
-    layers: list[SnnLayer] = []
-    shape: tuple[int, ...] = tuple(spec.input_shape)
-    previous_scale = 1.0  # input intensities are in [0, 1]
-    for i, (layer, act) in enumerate(zip(spec.layers, acts, strict=True)):
-        scale = _scale(act, percentile)
-        if i == len(spec.layers) - 1 and horizon > 0:
-            scale *= 2.0 * max_rate * dt * horizon  # max drive reaches vth/2 after horizon
-        bias = layer.bias.astype(np.float64) + (offset if i == len(spec.layers) - 1 else 0.0)
-        if layer.kind == "conv":
-            out_c, _, kh, kw = layer.weights.shape
-            out_shape: tuple[int, ...] = (
-                out_c,
-                conv_output_size(shape[1], kh, layer.stride, layer.padding),
-                conv_output_size(shape[2], kw, layer.stride, layer.padding),
-            )
-        else:
-            out_shape = (layer.weights.shape[0],)
-        layers.append(
-            SnnLayer(
-                name=names[i],
-                kind=layer.kind,
-                weights=(layer.weights * (max_rate * previous_scale / scale)).astype(np.float32),
-                bias=(bias * max_rate / scale).astype(np.float32),
-                input_shape=shape,
-                output_shape=out_shape,
-                rate_scale=scale,
-                block_shape=choose_block_shape(out_shape, n_inputs=int(np.prod(shape))),
-                stride=layer.stride,
-                padding=layer.padding,
-            )
-        )
-        shape, previous_scale = out_shape, scale
-    params = SnnParams(
-        model_id=model_id,
-        input_shape=tuple(spec.input_shape),  # type: ignore[arg-type]
-        layers=tuple(layers),
+    scales = [activation_scale(act, percentile) for act in acts]
+    if horizon > 0:  # max drive reaches vth/2 after horizon
+        scales[-1] = integrator_scale(scales[-1], max_rate, dt, horizon)
+    previous = [1.0, *scales[:-1]]  # input intensities are in [0, 1]
+    last = len(spec.layers) - 1
+    weights, biases = [], []
+    for i, layer in enumerate(spec.layers):
+        bias = layer.bias.astype(np.float64) + (offset if i == last else 0.0)
+        weights.append((layer.weights * (max_rate * previous[i] / scales[i])).astype(np.float32))
+        biases.append((bias * max_rate / scales[i]).astype(np.float32))
+    return assemble(
+        spec,
+        model_id,
+        weights,
+        biases,
+        scales,
         timesteps=timesteps,
         dt=dt,
         max_rate=max_rate,
@@ -213,9 +345,8 @@ def convert(
             "calibration_crops": len(calibration),
             "output_horizon": horizon,
         },
+        names=layer_names,
     )
-    params.validate()
-    return params
 
 
 def file_digest(path: str | Path) -> str:
@@ -223,93 +354,17 @@ def file_digest(path: str | Path) -> str:
     return hashlib.sha1(Path(path).read_bytes()).hexdigest()[:12]
 
 
-def _default_names(spec: CnnSpec) -> tuple[str, ...]:
-    counts = {"conv": 0, "dense": 0}
-    names = []
-    for layer in spec.layers[:-1]:
-        names.append(f"{layer.kind}{counts[layer.kind]}")
-        counts[layer.kind] += 1
-    return (*names, "output")
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m fer_ros.snn.convert",
-        description="Convert a model card's CnnSpec into a Loihi SNN parameter file, "
-        "measure SNN/CNN agreement on the card's held-out crops and record both in the card.",
-    )
-    parser.add_argument("--card", required=True, help="model card (name in models/ or path)")
-    parser.add_argument("--data", type=Path, default=None, help="CK+ npz (default: shared)")
-    parser.add_argument("--timesteps", type=int, default=50, help="steps per face")
-    parser.add_argument("--max-rate", type=float, default=500.0, help="hidden-layer max Hz")
-    parser.add_argument(
-        "--input-rate", type=float, default=1000.0, help="spike encoder max_rate (Hz)"
-    )
-    parser.add_argument("--percentile", type=float, default=DEFAULT_PERCENTILE)
-    parser.add_argument("--calibration", type=int, default=256, help="training crops used")
-    parser.add_argument("--eval-limit", type=int, default=0, help="held-out crops (0: all)")
-    parser.add_argument("--no-eval", action="store_true", help="skip the emulator evaluation")
-    parser.add_argument("--output", type=Path, default=None, help="default models/<id>_snn.npz")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    args = _parser().parse_args(argv)
-    from fer_ros.snn.data import DEFAULT_DATA, calibration_subset, card_split
-
-    card = load_model_card(args.card)
-    assert card.path is not None
-    spec_path = card.file("cnn_spec")
-    spec = load_cnn_spec(str(spec_path))
-    logging.getLogger("nengo_loihi").setLevel(logging.WARNING)  # one INFO line per run
-    train, held_out = card_split(card, args.data or DEFAULT_DATA)
-    params = convert(
-        spec,
-        calibration_subset(train, args.calibration),
-        card.model_id,
-        max_rate=args.max_rate,
-        input_rate=args.input_rate,
-        timesteps=args.timesteps,
-        percentile=args.percentile,
-    )
-    params = replace(params, extra={**params.extra, "cnn_spec_sha1": file_digest(spec_path)})
-    out = args.output or card.path.parent / f"{card.model_id}_snn.npz"
-    save_snn_params(params, out)
-    log.info("wrote %s (%d layers, %d cores)", out, len(params.layers), params.n_cores)
-    figures: dict[str, object] = {
-        "file": out.name,
+def card_section(params: SnnParams, file: str, percentile: float) -> dict[str, Any]:
+    """The model card's ``snn`` section as both converters start it: the file, its
+    timing, rates and cores (the writers add how it was converted and its evaluation)."""
+    return {
+        "file": file,
         "max_rate_hz": params.max_rate,
         "input_rate_hz": params.input_rate,
         "timesteps": params.timesteps,
         "dt": params.dt,
-        "percentile": args.percentile,
+        "percentile": percentile,
         "cores": params.n_cores,
         "cores_per_layer": [layer.n_blocks for layer in params.layers],
         "block_shapes": [list(layer.block_shape) for layer in params.layers],
     }
-    if not args.no_eval:
-        from fer_ros.snn.evaluate import evaluate
-
-        limit = args.eval_limit or len(held_out.x)
-        result = evaluate(params, spec, held_out.x[:limit], held_out.y[:limit], args.timesteps)
-        figures["held_out_emulator"] = {"target": "nengo-loihi emulator", **result.as_dict()}
-        log.info(
-            "held-out: agreement %.3f, accuracy %.3f (CNN %.3f), %.1f ms/face",
-            result.agreement,
-            result.accuracy,
-            result.cnn_accuracy,
-            result.ms_per_face,
-        )
-    files = dict(card.files)
-    if out.parent == card.path.parent:
-        files["snn"] = out.name
-    extra = dict(card.extra)
-    extra["snn"] = figures
-    save_model_card(replace(card, files=files, extra=extra), card.path)
-    log.info("updated %s", card.path)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,9 +23,9 @@ from sklearn.model_selection import GroupKFold
 from fer_ros.backends import BackendSettings, create_backend
 from fer_ros.core.calibration import fit_temperature, nll
 from fer_ros.core.model_card import ModelCard, load_model_card
-from fer_ros.core.paths import models_dir
+from fer_ros.core.paths import data_path, models_dir
 from fer_ros.core.spike_encoding import EncodingSettings, encode
-from fer_ros.snn.data import DEFAULT_DATA, card_split
+from fer_ros.training.card_data import card_split
 
 CARDS = (
     "fer_cnn_cpu.json",
@@ -102,7 +102,7 @@ def write_entry(path: Path, entry: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_ros.training.calibrate")
     parser.add_argument("cards", nargs="*", default=list(CARDS))
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, default=data_path())
     parser.add_argument("--write", action="store_true", help="store the fit in each card")
     args = parser.parse_args(argv)
     for name in args.cards:

@@ -2,22 +2,23 @@
 
 The card's ``data.split`` records how training held groups out (seed, fraction and a
 digest of the held-out group ids). The same split is recomputed here with the training
-package's own function and checked against the digest, so calibration never sees a
-held-out group and evaluation never sees a training group.
+package's own function (:func:`fer_ros.training.splits.held_out`) and checked against
+the digest, so calibration never sees a held-out group and evaluation never sees a
+training group. Where no data set is named, :func:`fer_ros.core.paths.data_path` says
+which (``FER_ROS_DATA``, else ``shared/data`` beside the checkout).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from fer_ros.core.model_card import ModelCard
+from fer_ros.core.paths import data_path
 from fer_ros.core.preprocessing import preprocess_crops
-
-DEFAULT_DATA = Path(os.environ.get("FER_ROS_DATA", "/work/shared/data/ck_plus_48_dev.npz"))
+from fer_ros.training.splits import held_out
 
 
 @dataclass(frozen=True)
@@ -30,13 +31,13 @@ class Split:
 
 
 def card_split(
-    card: ModelCard, path: Path = DEFAULT_DATA, every_set: bool = False
+    card: ModelCard, path: Path | None = None, every_set: bool = False
 ) -> tuple[Split, Split]:
-    """(train, held_out) crops preprocessed per ``card``; raises if the split can't be rebuilt.
+    """(train, held_out) crops preprocessed per ``card`` from ``path`` (default:
+    :func:`~fer_ros.core.paths.data_path`); raises if the split can't be rebuilt.
     The held-out side is ``path``'s set, or with ``every_set`` every set the card was
     trained on (its recorded held-out figures are over those)."""
-    from fer_ros.training.splits import held_out
-
+    path = path or data_path()
     if not card.extra.get("data", {}).get("split"):
         raise ValueError(f"card {card.model_id!r} records no data.split; cannot find held-out data")
     try:
