@@ -40,10 +40,10 @@ os.environ.setdefault("FER_ROS_SHARE", str(_CHECKOUT))
 
 from fer_ros.backends import BackendUnavailable, create_backend  # noqa: E402
 from fer_ros.backends.base import InputKind  # noqa: E402
+from fer_ros.backends.settings import profile_parameters, settings_from_parameters  # noqa: E402
 from fer_ros.core.model_card import ModelCard  # noqa: E402
 from fer_ros.core.preprocessing import preprocess_crops  # noqa: E402
 from fer_ros.core.profiles import EDGE_PROFILES, profile_path  # noqa: E402
-from fer_ros.nodes.inference_settings import profile_parameters, settings_from_parameters  # noqa: E402
 from fer_ros.power import (  # noqa: E402
     power_source_for_backend,
 )

@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from fer_ros.core.model_card import ModelCard
-from fer_ros.nodes.inference_settings import (
+from fer_ros.backends.settings import (
     flatten,
     nest,
     profile_parameters,
     settings_from_parameters,
 )
+from fer_ros.core.model_card import ModelCard
 
 CARD = ModelCard("tiny", ("a", "b"), files={"tflite_int8": "t.tflite"})
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 from fer_ros.backends import create_backend
+from fer_ros.backends.settings import settings_from_parameters
 from fer_ros.compare import cli
 from fer_ros.compare.accuracy import measured_accuracy
 from fer_ros.compare.faces import Faces
@@ -29,7 +30,6 @@ from fer_ros.compare.reference import CLAIMS, headline
 from fer_ros.compare.runs import profile_settings, shared_classes_note
 from fer_ros.core.model_card import load_model_card
 from fer_ros.core.profiles import profile_parameters, profile_path
-from fer_ros.nodes.inference_settings import settings_from_parameters
 from fer_ros.power import POWER_MODELS, power_source_for_backend
 from fer_ros.snn.energy import LoihiEnergyModel
 

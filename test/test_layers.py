@@ -9,7 +9,7 @@ import textwrap
 LOWER_LAYERS = ["fer_ros.core", "fer_ros.snn", "fer_ros.power", "fer_ros.backends"]
 # ROS-free modules of the upper layers that benchmarks and notebooks use
 ROS_FREE_MODULES = [
-    "fer_ros.nodes.inference_settings",
+    "fer_ros.backends.settings",
     "fer_ros.bringup.graph_plan",
     "fer_ros.compare.cli",
 ]

@@ -134,9 +134,9 @@ def test_a_profile_can_override_output_qos(ros, tmp_path):
 def test_node_and_benchmark_paths_build_the_same_inference_settings(ros, profile):
     """The node declares and reads its parameters through ROS; a benchmark reads the YAML
     without ROS. Both must end in the same backend, settings and power configuration."""
+    from fer_ros.backends.settings import settings_from_parameters
     from fer_ros.bringup.graph_plan import node_plan
     from fer_ros.bringup.local_graph import create_node
-    from fer_ros.nodes.inference_settings import settings_from_parameters
 
     node = create_node(node_plan(profile_path(profile), "inference"))
     try:
@@ -149,8 +149,8 @@ def test_node_and_benchmark_paths_build_the_same_inference_settings(ros, profile
 
 
 def test_profiles_are_the_config_files_and_the_accelerator_choices():
+    from fer_ros.backends.settings import DEFAULTS, INFERENCE_PARAMETERS
     from fer_ros.core.paths import config_dir
-    from fer_ros.nodes.inference_settings import DEFAULTS, INFERENCE_PARAMETERS
 
     files = {p.stem for p in config_dir().glob("*.yaml")} - {"common"}
     assert set(PROFILES) == files and PROFILES[0] == "loihi"

@@ -19,6 +19,7 @@ import numpy as np
 
 from fer_ros.backends import BackendUnavailable, InputKind, create_backend
 from fer_ros.backends.base import BackendSettings
+from fer_ros.backends.settings import settings_from_parameters
 from fer_ros.compare.accuracy import card_accuracy, measured_accuracy
 from fer_ros.compare.faces import Faces, FacesUnavailable, evaluation_faces
 from fer_ros.compare.loihi import encode_faces, encoding_settings, mean_us, spike_figures
@@ -30,7 +31,6 @@ from fer_ros.core.figures import FigureSource
 from fer_ros.core.model_card import ModelCard
 from fer_ros.core.preprocessing import preprocess_crops
 from fer_ros.core.profiles import profile_parameters, profile_path
-from fer_ros.nodes.inference_settings import settings_from_parameters
 from fer_ros.power import PowerSource, power_source_for_backend
 
 Tick = Callable[[], None]

@@ -19,10 +19,10 @@ from rclpy.time import Time
 from fer_msgs.msg import Expression, ExpressionArray, Telemetry
 from fer_ros.backends import InferenceBackend, InputKind, backend_class
 from fer_ros.backends.isolated import BackendDown, RespawningBackend
+from fer_ros.backends.settings import INFERENCE_PARAMETERS, settings_from_parameters
 from fer_ros.core.model_card import ModelCard, load_model_card
 from fer_ros.core.stats import RateMeter, RollingLatency
 from fer_ros.nodes.inference_inputs import InferenceInput, inference_input
-from fer_ros.nodes.inference_settings import INFERENCE_PARAMETERS, settings_from_parameters
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import (
     DIAGNOSTICS_PERIOD_S,

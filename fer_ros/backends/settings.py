@@ -1,7 +1,8 @@
 """The inference node's parameters, and how they become (backend, BackendSettings, PowerConfig).
 
-ROS-free, so that benchmarks and notebooks build a profile's settings exactly as the node
-does: :data:`INFERENCE_PARAMETERS` is the node's table, and its defaults fill whatever a
+ROS-free and beside the backends (not in the nodes layer), so that the inference node,
+``fer_ros_compare``, benchmarks and notebooks build a profile's settings the same way:
+:data:`INFERENCE_PARAMETERS` is the node's table, and its defaults fill whatever a
 profile leaves out.
 
 The parameters are the ``ros__parameters`` of a profile's inference node, either nested
