@@ -49,7 +49,7 @@ setup(
             # training, search and export need the [train] extra
             f"fer_ros_train = {PACKAGE}.training.train:main",
             f"fer_ros_search = {PACKAGE}.training.search:main",
-            f"fer_ros_export = {PACKAGE}.training.export:main",
+            f"fer_ros_export = {PACKAGE}.training.reexport:main",
         ],
     },
 )

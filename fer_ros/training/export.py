@@ -1,9 +1,8 @@
 """Export a trained model for each device runtime and check every export against PyTorch.
 
-Usage::
-
-    python -m fer_ros.training.export --checkpoint build/training/fer_cnn_cpu.pt \\
-        --exports onnx,tflite_fp32,tflite_int8,openvino_fp16,openvino_int8
+The training pipeline (:mod:`fer_ros.training.pipeline`) calls :func:`export_all`; the
+command line that re-exports a saved checkpoint is :mod:`fer_ros.training.reexport`
+(``fer_ros_export``), so this module imports nothing of the pipeline.
 
 Export names match the model-card contract: ``onnx``, ``tflite_fp32``, ``tflite_int8``,
 ``openvino_fp16``, ``openvino_int8`` and ``cnn_spec``. Each one is run in its own runtime
@@ -12,7 +11,6 @@ on held-out crops; argmax agreement with the PyTorch model goes into the card.
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -149,34 +147,3 @@ def _runtime_name(export: str) -> str:
 
         return f"onnxruntime {onnxruntime.__version__}"
     return "numpy/torch reference" if export == "cnn_spec" else export
-
-
-def main(argv: list[str] | None = None) -> None:
-    from fer_ros.training.pipeline import reexport
-
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--checkpoint", type=Path, required=True)
-    p.add_argument("--exports", default="onnx", help=f"comma list of {', '.join(ALL_EXPORTS)}")
-    p.add_argument(
-        "--out",
-        type=Path,
-        default=None,
-        help="models directory (default: the card's directory recorded in the checkpoint)",
-    )
-    p.add_argument(
-        "--data",
-        type=Path,
-        default=None,
-        help="dataset for calibration/checks (default: the one recorded in the checkpoint)",
-    )
-    args = p.parse_args(argv)
-    reexport(
-        args.checkpoint,
-        [e.strip() for e in args.exports.split(",") if e.strip()],
-        args.out,
-        args.data,
-    )
-
-
-if __name__ == "__main__":
-    main()
