@@ -1,4 +1,12 @@
-"""Inference backends, imported lazily so that a missing runtime only matters when used."""
+"""Inference backends, imported lazily so that a missing runtime only matters when used.
+
+:mod:`.base` is the interface (:class:`InferenceBackend`, settings, results); one module
+per runtime (:mod:`.onnxruntime_backend`, :mod:`.litert_backend`, :mod:`.openvino_backend`
+sharing :mod:`.crops`; :mod:`.loihi_backend` on :mod:`fer_ros.snn`); :mod:`.isolated`
+runs any of them in a child process and :mod:`.metered` adds the energy figure.
+:mod:`.settings` turns a profile's inference parameters into a backend and its
+settings, without ROS. Backends use core, snn and power, never the nodes above them.
+"""
 
 from __future__ import annotations
 

@@ -82,7 +82,7 @@ def _plain_probe(sim: object, probe: object) -> str | None:
 
 
 def supports(sim: object, net: object | None = None) -> str | None:
-    """Why :class:`LayeredEmulator` cannot mirror ``sim`` (and ``net``), or None if it can.
+    """Why :class:`~.layered.LayeredEmulator` cannot mirror ``sim`` (and ``net``); None: it can.
 
     ``sim`` is a built ``nengo_loihi.Simulator``; ``net`` the
     :class:`~fer_ros.snn.builder.SnnNetwork` it was built from (its layers and probes are
