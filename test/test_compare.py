@@ -70,7 +70,10 @@ def test_profiles_run_with_the_nodes_settings(compared):
         assert row["model_id"] == settings.card.model_id
         card = settings.card.extra
         assert float(row["card_held_out"]) == pytest.approx(card["held_out"]["accuracy"])
-        assert float(row["card_cv_mean"]) == card["cross_validation"]["accuracy_mean"]
+        if "cross_validation" in card:
+            assert float(row["card_cv_mean"]) == card["cross_validation"]["accuracy_mean"]
+        else:  # the loihi card has a held-out evaluation only (issue #19): no CV figure
+            assert row["card_cv_mean"] == ""
         assert int(row["faces"]) == 6 and 0.0 <= float(row["accuracy"]) <= 1.0
         assert float(row["p95_ms"]) >= float(row["p50_ms"]) > 0
 
