@@ -134,7 +134,7 @@ def test_face_detection_survives_bad_images_and_empty_scenes(ros, media):
     probe = Probe(ros)
     faces = probe.listen("faces", FaceArray)
     images = probe.publisher("image_raw", Image, sensor=True)
-    images.publish(Image(height=2, width=2, encoding="yuv422", step=4, data=bytes(8)))
+    images.publish(Image(height=2, width=2, encoding="bayer_rggb8", step=2, data=bytes(4)))
     assert wait_for(lambda: probe.saw_diagnostic("face_detection", "unsupported encoding", WARN))
     images.publish(Image(height=0, width=0, encoding="bgr8"))
     assert wait_for(lambda: probe.saw_diagnostic("face_detection", "empty image", WARN))

@@ -1,6 +1,9 @@
 """Face detection node: finds, tracks and crops faces in camera images.
 
-Subscribes ``image_raw`` (newest frame wins); publishes ``faces`` (fer_msgs/FaceArray,
+Subscribes ``image_raw`` (sensor_msgs/Image: mono8, bgr8, rgb8, bgra8, rgba8, or a USB
+camera's yuv422 / yuv422_yuy2), or with ``image_transport: compressed`` its
+image_transport sibling ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG or
+PNG, decoded on the detection worker). Newest frame wins. Publishes ``faces`` (fer_msgs/FaceArray,
 one per processed frame, empty when no face is in view) with 48x48 mono8 crops. The
 detector is BlazeFace by default (crops aligned on the eyes) or OpenCV's Haar cascade
 (:mod:`fer_ros.core.face_finders`).
@@ -12,7 +15,7 @@ import time
 
 import cv2
 from rclpy.qos import qos_profile_sensor_data
-from sensor_msgs.msg import Image, RegionOfInterest
+from sensor_msgs.msg import CompressedImage, Image, RegionOfInterest
 
 from fer_msgs.msg import Face, FaceArray
 from fer_ros.core.blazeface import MODELS, BlazeFaceUnavailable
@@ -26,11 +29,23 @@ from fer_ros.core.face_finders import (
 from fer_ros.core.face_tracking import IouTracker
 from fer_ros.core.options import Param
 from fer_ros.core.stats import RollingLatency
-from fer_ros.nodes.image_codec import array_to_image, image_to_bgr
+from fer_ros.nodes.image_codec import array_to_image, compressed_to_bgr, image_to_bgr
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import INPUT_PARAMETERS, PipelineNode
 
+IMAGE_TOPIC = "image_raw"
+# image_transport's names: "raw" is the topic itself, "compressed" is <topic>/compressed.
+TRANSPORTS = ("raw", "compressed")
+
 PARAMETERS = (
+    Param(
+        "image_transport",
+        "raw",
+        "Image input as image_transport names it: raw (sensor_msgs/Image on image_raw) or "
+        "compressed (sensor_msgs/CompressedImage, JPEG or PNG, on image_raw/compressed, "
+        "e.g. a robot streaming over Wi-Fi)",
+        choices=TRANSPORTS,
+    ),
     Param("detector", "blazeface", "Face detector", choices=DETECTORS),
     Param(
         "blazeface_model",
@@ -134,19 +149,31 @@ class FaceDetectionNode(PipelineNode):
         self.get_logger().info(f"detector: {cfg.detector}{model}")
 
     def start(self) -> None:
-        self.subscribe_input(Image, "image_raw", qos_profile_sensor_data)
+        if self.config.image_transport == "compressed":
+            # As image_transport does: the base topic is resolved (namespace, remaps) and
+            # the transport's suffix appended, so remapping image_raw moves both.
+            topic = f"{self.resolve_topic_name(IMAGE_TOPIC)}/compressed"
+            self.subscribe_input(CompressedImage, topic, qos_profile_sensor_data)
+        else:
+            self.subscribe_input(Image, IMAGE_TOPIC, qos_profile_sensor_data)
 
     def unload(self) -> None:
         self._finder = None
 
-    def process(self, msg: Image) -> None:
+    def process(self, msg: Image | CompressedImage) -> None:
         finder = self._finder
         if finder is None:
             return
         start = time.perf_counter()
-        found = finder.find(image_to_bgr(msg))  # colour: BlazeFace scores grey lower
+        # colour: BlazeFace scores grey lower
+        if isinstance(msg, CompressedImage):
+            pixels = compressed_to_bgr(msg)
+        else:
+            pixels = image_to_bgr(msg)
+        found = finder.find(pixels)
         ids = self._tracker.update([face.box for face in found])
-        out = FaceArray(header=msg.header, image_width=msg.width, image_height=msg.height)
+        height, width = pixels.shape[:2]
+        out = FaceArray(header=msg.header, image_width=width, image_height=height)
         for face_id, face in zip(ids, found, strict=True):
             x, y, w, h = face.box
             out.faces.append(
@@ -165,6 +192,7 @@ class FaceDetectionNode(PipelineNode):
     def status_values(self) -> dict[str, str]:
         return {
             "detector": self.config.detector if self.config else "",
+            "image_transport": self.config.image_transport if self.config else "",
             "faces_published": str(self.faces_published),
             "latency_p50_ms": f"{self._latency.percentile(50):.1f}",
             "latency_p95_ms": f"{self._latency.percentile(95):.1f}",
