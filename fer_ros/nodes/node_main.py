@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import inspect
 import signal
+import sys
+import textwrap
+from collections.abc import Sequence
+from pathlib import Path
 
 import rclpy
+from rclpy.utilities import remove_ros_args
 
+from fer_ros.core.options import Param
 from fer_ros.core.profiles import use_fastdds_profile
 from fer_ros.core.threads import apply_thread_budget
 from fer_ros.nodes.executors import make_executor, spin_quietly
 from fer_ros.nodes.pipeline_base import PipelineNode
 
+HELP_FLAGS = ("-h", "--help")
+
 
 def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> None:
-    """Start unconfigured, as a lifecycle node should; launch or a manager drives it."""
+    """Start unconfigured, as a lifecycle node should; launch or a manager drives it.
+
+    ``-h`` / ``--help`` (before any ``--ros-args``) prints the node's parameters and
+    returns without starting ROS."""
+    if any(arg in HELP_FLAGS for arg in remove_ros_args(sys.argv if args is None else args)):
+        print(node_help(node_class), end="")
+        return
     use_fastdds_profile()
     budget = apply_thread_budget()
     rclpy.init(args=args)
@@ -36,3 +51,53 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+
+
+def node_help(node_class: type[PipelineNode]) -> str:
+    """What ``<executable> --help`` prints: what the node does, how it is driven, and
+    every parameter with its type, default, legal values and meaning."""
+    module = sys.modules[node_class.__module__]
+    executable = Path(inspect.getfile(node_class)).stem  # also when run as python -m
+    name = inspect.signature(node_class.__init__).parameters["node_name"].default
+    about = inspect.cleandoc(module.__doc__ or "").replace("``", "").split("\n\n")
+    lines = [
+        f"usage: ros2 run fer_ros {executable} [--help] "
+        "[--ros-args [-p NAME:=VALUE]... [--params-file FILE] [-r FROM:=TO]...]",
+        "",
+        *about[:2],
+        "",
+        *textwrap.wrap(
+            f"A lifecycle node (default name {name!r}): it starts unconfigured; ros2 launch "
+            "fer_ros <profile>.launch.py, fer_ros_bringup or fer_ros_lifecycle_manager "
+            "configures and activates it. Parameters are read at configure time; a "
+            "configured node refuses changes until it is cleaned up.",
+            width=88,
+        ),
+        "",
+        "parameters:",
+    ]
+    for param in node_class.parameters:
+        lines.append(f"  {param.name} ({_type_name(param.default)}, default {param.default!r})")
+        lines += textwrap.wrap(
+            param.description + _limits(param),
+            width=88,
+            initial_indent=" " * 6,
+            subsequent_indent=" " * 6,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _type_name(default: object) -> str:
+    if isinstance(default, Sequence) and not isinstance(default, str):
+        return "string array"
+    return {bool: "bool", int: "integer", float: "double", str: "string"}[type(default)]
+
+
+def _limits(param: Param) -> str:
+    if param.choices:
+        return ". One of: " + ", ".join(repr(c) for c in param.choices)
+    if param.minimum is not None and param.maximum is not None:
+        return f". Range {param.minimum:g} to {param.maximum:g}"
+    return ""
