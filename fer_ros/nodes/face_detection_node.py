@@ -3,10 +3,10 @@
 Subscribes ``image_raw`` (sensor_msgs/Image: mono8, bgr8, rgb8, bgra8, rgba8, or a USB
 camera's yuv422 / yuv422_yuy2), or with ``image_transport: compressed`` its
 image_transport sibling ``image_raw/compressed`` (sensor_msgs/CompressedImage, JPEG or
-PNG, decoded on the detection worker). Newest frame wins. Publishes ``faces`` (fer_msgs/FaceArray,
-one per processed frame, empty when no face is in view) with 48x48 mono8 crops. The
-detector is BlazeFace by default (crops aligned on the eyes) or OpenCV's Haar cascade
-(:mod:`fer_ros.core.face_finders`).
+PNG, decoded on the detection worker). Newest frame wins. Publishes ``faces``
+(fer_msgs/FaceArray, one per processed frame, empty when no face is in view) with 48x48
+mono8 crops. The detector is BlazeFace by default (crops aligned on the eyes) or
+OpenCV's Haar cascade (:mod:`fer_ros.core.face_finders`).
 """
 
 from __future__ import annotations

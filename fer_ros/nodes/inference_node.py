@@ -17,7 +17,7 @@ import numpy as np
 from rclpy.time import Time
 
 from fer_msgs.msg import Expression, ExpressionArray, Telemetry
-from fer_ros.backends import InferenceBackend, InputKind, backend_class
+from fer_ros.backends import BackendSettings, InferenceBackend, InputKind, backend_class
 from fer_ros.backends.isolated import BackendDown, RespawningBackend
 from fer_ros.backends.settings import INFERENCE_PARAMETERS, settings_from_parameters
 from fer_ros.core.model_card import ModelCard, load_model_card
@@ -50,6 +50,7 @@ class InferenceNode(PipelineNode):
         self._input: InferenceInput | None = None
         self._metered = MeteredCall(None)
         self._card: ModelCard | None = None
+        self._fallback_declared = False
         self._reset_figures()
         self.inferences = 0
         self.frames_lost = 0  # inputs that arrived while the backend process was down
@@ -90,13 +91,22 @@ class InferenceNode(PipelineNode):
             source = power_source_for_backend(power, backend.fallback, backend.device)
             self._metered = MeteredCall(source)
             self.get_logger().info(f"power: {source.description}")
-        note = " (declared fallback)" if backend.fallback else ""
+        self._fallback_declared = fallback_declared(name, settings)
+        note = ""
+        if backend.fallback:
+            note = " (declared fallback)" if self._fallback_declared else " (UNDECLARED fallback)"
         self.get_logger().info(
             f"{cfg.accelerator}: {self._card.model_id} [{settings.model_export}] on "
             f"{backend.device}{note} via {backend.runtime}"
         )
-        if backend.fallback:
-            self.report("device", WARN, f"requested device absent; running on {backend.device}")
+        if backend.fallback and not self._fallback_declared:
+            # A profile that declares its fallback (allow_cpu_fallback, loihi.target: auto)
+            # runs as designed: OK, with the device named. Only an undeclared one is a fault.
+            self.report(
+                "device",
+                WARN,
+                f"requested device absent and no fallback declared; running on {backend.device}",
+            )
 
     def start(self) -> None:
         if self._input is None:
@@ -164,6 +174,14 @@ class InferenceNode(PipelineNode):
     def hardware_id(self) -> str:
         return self._backend.device if self._backend else ""
 
+    def running_message(self) -> str:
+        backend = self._backend
+        if backend is None:
+            return "running"
+        if backend.fallback and self._fallback_declared:
+            return f"running on {backend.device} (declared fallback: requested device absent)"
+        return f"running on {backend.device}"
+
     def check_alarms(self) -> None:
         backend = self._backend
         if isinstance(backend, RespawningBackend):
@@ -193,6 +211,7 @@ class InferenceNode(PipelineNode):
             "runtime": backend.runtime if backend else "",
             "device": backend.device if backend else "",
             "fallback": str(backend.fallback if backend else False),
+            "fallback_declared": str(self._fallback_declared),
             "inferences": str(self.inferences),
             "backend_restarts": str(getattr(backend, "restarts", 0)),
             "frames_lost_backend_down": str(self.frames_lost),
@@ -202,6 +221,14 @@ class InferenceNode(PipelineNode):
             "end_to_end_p95_ms": f"{self._end_to_end_ms.percentile(95):.1f}",
             "throughput_fps": f"{self._rate.rate():.1f}",
         }
+
+
+def fallback_declared(backend: str, settings: BackendSettings) -> bool:
+    """Whether the profile declares a fallback for an absent device: allow_cpu_fallback,
+    or loihi's ``target: auto`` (hardware when NxSDK is importable, else the emulator)."""
+    if settings.allow_cpu_fallback:
+        return True
+    return backend == "loihi" and str(settings.options.get("target", "auto")) == "auto"
 
 
 def expression(item: Any, scores: np.ndarray, card: ModelCard) -> Expression:

@@ -12,7 +12,7 @@ here once; a stage implements only these hooks:
 * ``unload()``: free what ``load`` took;
 * ``check_alarms()``: raise or clear problems from current figures (called once per
   diagnostics period, before reporting), and ``status_values()``: figures for
-  /diagnostics, without side effects.
+  /diagnostics, without side effects; ``running_message()``: the OK message.
 
 Problems are logged once when they appear and once when they clear, never per frame.
 """
@@ -27,7 +27,10 @@ from collections.abc import Callable
 from typing import Any
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
 from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.serialization import deserialize_message
@@ -43,6 +46,8 @@ OK: bytes = DiagnosticStatus.OK
 WARN: bytes = DiagnosticStatus.WARN
 ERROR: bytes = DiagnosticStatus.ERROR
 DIAGNOSTICS_PERIOD_S = 1.0
+# use_sim_time with no /clock for this long: say once that the node waits for /clock.
+CLOCK_WAIT_S = 3.0
 # Results are small and every one matters to a listener: reliable, a short history.
 RELIABLE_OUTPUT = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
 # Inputs: the worker's queue decides what is kept; the reader holds one (or the queue's
@@ -63,6 +68,7 @@ class PipelineNode(LifecycleNode):
     def __init__(self, node_name: str, **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
         declare_parameters(self, self.parameters)
+        self.add_on_set_parameters_callback(self._refuse_changes_once_configured)
         self.config: Any = None  # config_type once configured; attributes per parameter
         self.lifecycle_state = "unconfigured"  # as the lifecycle reports it, for diagnostics
         self.active = False
@@ -77,7 +83,14 @@ class PipelineNode(LifecycleNode):
         self.inputs_rejected = 0
         self._last_rejection = -math.inf
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._diagnostics_timer = self.create_timer(DIAGNOSTICS_PERIOD_S, self.publish_diagnostics)
+        # Wall time, not the node's clock: under use_sim_time with no /clock a ROS-time
+        # timer never fires, and the node would go silent without saying why.
+        self._diagnostics_timer = self.create_timer(
+            DIAGNOSTICS_PERIOD_S,
+            self.publish_diagnostics,
+            clock=Clock(clock_type=ClockType.STEADY_TIME),
+        )
+        self._clock_wait_since = time.monotonic()
 
     # --- to override ---------------------------------------------------------------------
     def load(self) -> None:
@@ -104,6 +117,10 @@ class PipelineNode(LifecycleNode):
 
     def hardware_id(self) -> str:
         return ""
+
+    def running_message(self) -> str:
+        """The OK message on /diagnostics while active with no problem."""
+        return "running"
 
     # --- lifecycle -------------------------------------------------------------------------
     # rclpy swallows exceptions from transition callbacks without a log, so every step is
@@ -165,6 +182,24 @@ class PipelineNode(LifecycleNode):
             self._stop_input()
             self._guarded("deactivate", self.stop)
         self._guarded("cleanup", self.unload)
+
+    def _refuse_changes_once_configured(self, changes: list[Parameter]) -> SetParametersResult:
+        """Every parameter of the table is read at configure time: a change accepted by a
+        configured node would say 'successful' and change nothing until the next
+        configure, so it is refused with the way to make it count."""
+        names = [p.name for p in self.parameters]
+        refused = [change.name for change in changes if change.name in names]
+        if not refused or self.lifecycle_state not in ("inactive", "active"):
+            return SetParametersResult(successful=True)
+        steps = "deactivate and clean up" if self.lifecycle_state == "active" else "clean up"
+        return SetParametersResult(
+            successful=False,
+            reason=(
+                f"{', '.join(refused)}: read at configure time and "
+                f"{self.get_fully_qualified_name()} is {self.lifecycle_state}; {steps} the "
+                "node (ros2 lifecycle set <node> ...), set it, then configure again"
+            ),
+        )
 
     def _guarded(self, what: str, step: Callable[[], None]) -> bool:
         try:
@@ -259,7 +294,22 @@ class PipelineNode(LifecycleNode):
         if previous is not None and self.context.ok():  # silent while shutting down
             self.get_logger().info(f"resolved: {previous[1]}")
 
+    def _check_clock(self) -> None:
+        """Under use_sim_time, ROS time stands at zero until /clock arrives: timers on it
+        (the camera's, the filter's) do not fire and stamps are zero. Say so, once."""
+        if not self.get_parameter("use_sim_time").value or self.get_clock().now().nanoseconds:
+            self._clock_wait_since = time.monotonic()
+            self.clear("clock")
+        elif time.monotonic() - self._clock_wait_since >= CLOCK_WAIT_S:
+            self.report(
+                "clock",
+                WARN,
+                f"use_sim_time is true and no /clock for {CLOCK_WAIT_S:g} s: waiting for "
+                "/clock (replay with fer_ros_replay --clock, or set use_sim_time false)",
+            )
+
     def publish_diagnostics(self) -> None:
+        self._check_clock()
         if self.active:
             self._check_stall()
             self._guarded("alarm check", self.check_alarms)
@@ -274,7 +324,7 @@ class PipelineNode(LifecycleNode):
         elif not self.active:
             status.level, status.message = WARN, self.lifecycle_state
         else:
-            status.level, status.message = OK, "running"
+            status.level, status.message = OK, self.running_message()
         values = {"state": self.lifecycle_state}
         if self._input_subscription is not None or self.inputs.received:
             values.update(
