@@ -211,12 +211,27 @@ def test_graph_options_reach_every_planned_node():
         graph_plan("cpu", log_level="loud")
 
 
-def test_behaviour_and_hri_options_add_their_nodes_once():
+def test_behaviour_and_hri_options_add_their_nodes_once(monkeypatch):
+    from fer_ros.bringup import graph_plan as plans
     from fer_ros.bringup.graph_plan import graph_plan
 
+    monkeypatch.setattr(plans, "hri_msgs_available", lambda: True)
     names = [n.name for n in graph_plan("cpu", behaviour=True, hri=True)]
     assert names == [
         "camera", "face_detection", "inference", "expression_filter", "expression_reactor",
         "hri_bridge",
     ]  # fmt: skip
     assert [n.name for n in graph_plan("cpu")][-1] == "inference"
+
+
+def test_hri_without_hri_msgs_is_refused_before_anything_starts(monkeypatch, capsys):
+    # launch evaluates the same plan for its conditions, so ros2 launch stops with this too
+    from fer_ros.bringup import graph_plan as plans
+    from fer_ros.bringup.main import main
+
+    monkeypatch.setattr(plans, "hri_msgs_available", lambda: False)
+    with pytest.raises(ValueError, match="hri needs the ROS4HRI messages hri_msgs"):
+        plans.graph_plan("cpu", hri=True)
+    assert plans.graph_plan("cpu", behaviour=True)[-1].name == "expression_reactor"
+    assert main(["cpu", "--hri"]) == 2  # before rclpy starts anything
+    assert "fer_ros_bringup: hri needs the ROS4HRI messages" in capsys.readouterr().err

@@ -8,6 +8,7 @@ everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +76,16 @@ GRAPH_OPTIONS = (
 )
 BEHAVIOUR_NODES = ("expression_filter", "expression_reactor")
 HRI_NODES = ("expression_filter", "hri_bridge")
+HRI_MSGS_MISSING = (
+    "hri needs the ROS4HRI messages hri_msgs, which are not importable here (not on PyPI, "
+    "no kilted release): apt install ros-$ROS_DISTRO-hri-msgs or build "
+    "https://github.com/ros4hri/hri_msgs in the workspace, or leave hri off"
+)
+
+
+def hri_msgs_available() -> bool:
+    """Whether hri_bridge can configure: found, not imported (no rclpy needed here)."""
+    return importlib.util.find_spec("hri_msgs") is not None
 
 
 @dataclass(frozen=True)
@@ -112,9 +123,14 @@ def graph_plan(
     """The nodes of ``profile`` (a name or a YAML path) in graph order. ``source``
     overrides the camera's (``none`` starts no camera), ``loop`` its looping (None keeps
     the profile's); ``use_sim_time`` and ``log_level`` apply to every node; ``behaviour``
-    and ``hri`` add the behaviour-side nodes after the profile's."""
+    and ``hri`` add the behaviour-side nodes after the profile's (ValueError for ``hri``
+    where hri_msgs is not importable)."""
     if log_level and log_level not in LOG_LEVELS:
         raise ValueError(f"log level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+    if hri and not hri_msgs_available():
+        # Refused here, before anything starts: planned anyway, hri_bridge would fail to
+        # configure, and the lifecycle manager would stop with the graph never active.
+        raise ValueError(HRI_MSGS_MISSING)
     path = profile_path(str(profile))
     files = tuple(parameter_files(path))
     names = graph_nodes(path, source)

@@ -135,6 +135,7 @@ def pipeline_launch_description(
             name=MANAGER,
             namespace=namespace,
             parameters=[{"nodes": nodes}, sim_time],
+            ros_arguments=["--log-level", LaunchConfiguration("log_level")],
             output="screen",
         )
     )

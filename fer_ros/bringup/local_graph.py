@@ -49,6 +49,8 @@ class LocalGraph:
         self.plan = list(plan)
         self.nodes = {p.name: create_node(p) for p in self.plan} if in_process else {}
         self.manager = LifecycleManager([p.fqn for p in self.plan])
+        if self.plan and self.plan[0].log_level:  # the graph's level is the manager's too
+            self.manager.get_logger().set_level(LoggingSeverity[self.plan[0].log_level.upper()])
         self._tools = [self.manager, *tools]
         self._pipeline = make_executor(executor)
         self._side = make_executor("single")
