@@ -42,6 +42,7 @@ setup(
         "console_scripts": [
             *(f"{node} = {PACKAGE}.nodes.{node}:main" for node in NODES),
             f"fer_ros_bringup = {PACKAGE}.bringup.main:main",
+            f"fer_ros_record = {PACKAGE}.bringup.bags:record_main",
             f"fer_ros_replay = {PACKAGE}.bringup.bags:replay_main",
             f"fer_ros_lifecycle_manager = {PACKAGE}.bringup.lifecycle_manager:main",
             # the comparison rebuilds the cards' held-out split: needs the [train] extra
