@@ -82,6 +82,9 @@ SUBSCRIBER_WAIT_S = 5.0  # frames published before anyone listens are lost
 # readers ask for it again once matched.
 DISCOVERY_SETTLE_S = 0.5
 ACK_TIMEOUT_S = 10.0  # --fast and the end of a replay: wait this long for acknowledgements
+# The replay CLI stays this long after its last message has been sent and acknowledged:
+# a best-effort reader on a loaded machine lost the last frame when it exited at once.
+EXIT_LINGER_S = 1.0
 TOPIC_DISCOVERY_S = 5.0  # fer_ros_record: how long to look for the type of a named topic
 # A replay's writers announce what they sent this often, so that readers acknowledge it
 # at once (Fast DDS's default, 3 s, made --fast wait about that long per message).
@@ -719,6 +722,8 @@ def replay_main(argv: list[str] | None = None) -> int:
     try:
         counts = replay(node, args.bag, expected, args.rate, args.clock, remap, args.fast)
         print(", ".join(f"{t}: {n} messages" for t, n in counts.items()), flush=True)
+        # Sent is not yet taken: a busy best-effort reader still needs our shared memory.
+        time.sleep(EXIT_LINGER_S)
         return 0
     except BagError as error:
         print(f"fer_ros_replay: {error}", file=sys.stderr)
