@@ -598,13 +598,15 @@ def record_main(argv: list[str] | None = None) -> int:
             flush=True,
         )
         deadline = time.monotonic() + args.duration if args.duration > 0 else None
-        while not stop.is_set() and recorder.recording:
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            executor.spin_once(timeout_sec=0.1)
-        for sig in previous:  # a second Ctrl-C must not interrupt closing the bag
-            signal.signal(sig, signal.SIG_IGN)
-        recorder.close()
+        try:
+            while not stop.is_set() and recorder.recording:
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                executor.spin_once(timeout_sec=0.1)
+        finally:  # whatever ended the loop, the bag is closed
+            for sig in previous:  # a second Ctrl-C must not interrupt closing the bag
+                signal.signal(sig, signal.SIG_IGN)
+            recorder.close()
         written = sum(recorder.counts.values())
         if recorder.failure:
             print(
@@ -701,6 +703,8 @@ def replay_main(argv: list[str] | None = None) -> int:
     if args.profile or args.report:
         if not args.profile or not args.report or len(args.profile) > 2:
             parser.error("--report DIR takes one or two --profile")
+        if not 0.0 <= args.min_agreement <= 1.0:
+            parser.error("--min-agreement is a fraction from 0 to 1")
         from fer_ros.bringup.profile_replay import report_main
 
         return report_main(
