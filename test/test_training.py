@@ -97,8 +97,9 @@ def test_fer2013_csv_maps_classes_by_name(tmp_path: Path) -> None:
             w.writerow([emotion, " ".join(map(str, rng.integers(0, 256, 48 * 48))), usage])
     ds = load_dataset(path, classes=DEFAULT_CLASSES)
     assert ds.classes == DEFAULT_CLASSES
-    # angry->anger, happy, surprise, sad->sadness kept; neutral dropped (not a class)
-    assert [ds.classes[i] for i in ds.labels] == ["anger", "happy", "surprise", "sadness"]
+    # angry->anger, happy, neutral, surprise, sad->sadness kept (neutral is the 8th class)
+    labels = [ds.classes[i] for i in ds.labels]
+    assert labels == ["anger", "happy", "neutral", "surprise", "sadness"]
     _, te = holdout_split(ds, 0.2, 0)
     assert list(ds.usage[te]) == ["PrivateTest"]
 

@@ -82,6 +82,8 @@ class ProcessSupervisor:
         now = time.monotonic()
         for stage in self.stages:
             code = stage.process.poll()
+            if code is not None and not self._manager.context.ok():
+                return  # the run is stopping (a signal reached the children too)
             if code is not None and stage.down_since is None:
                 stage.down_since = now
                 delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2**stage.failed_starts)
@@ -128,6 +130,8 @@ class ProcessSupervisor:
                 if stage.down_since is not None or stage.process.poll() is not None:
                     continue
                 state = self._manager.state_of(stage.plan.fqn, self._answer_timeout_s)
+                if self._stop.is_set() or not self._manager.context.ok():
+                    return  # shutting down: no answer is expected any more
                 with self._lock:
                     if state is None and not stage.stale:
                         stage.stale = True
