@@ -42,8 +42,8 @@ setup(
         "console_scripts": [
             *(f"{node} = {PACKAGE}.nodes.{node}:main" for node in NODES),
             f"fer_ros_bringup = {PACKAGE}.bringup.main:main",
-            f"fer_ros_record = {PACKAGE}.bringup.bags:record_main",
-            f"fer_ros_replay = {PACKAGE}.bringup.bags:replay_main",
+            f"fer_ros_record = {PACKAGE}.bringup.bag_cli:record_main",
+            f"fer_ros_replay = {PACKAGE}.bringup.bag_cli:replay_main",
             f"fer_ros_lifecycle_manager = {PACKAGE}.bringup.lifecycle_manager:main",
             # the comparison rebuilds the cards' held-out split: needs the [train] extra
             f"fer_ros_compare = {PACKAGE}.compare.cli:main",

@@ -39,7 +39,7 @@ from fer_ros.core.threads import apply_thread_budget
 
 WARM_UP_S = 5.0
 DISCOVERY_S = 3.0  # after the recorder says it records, before its window starts
-RECORD = "import sys; from fer_ros.bringup.bags import record_main; sys.exit(record_main())"
+RECORD = "import sys; from fer_ros.bringup.bag_cli import record_main; sys.exit(record_main())"
 TICKS = os.sysconf("SC_CLK_TCK")
 
 

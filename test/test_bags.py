@@ -226,7 +226,7 @@ def test_replay_cli_feeds_a_namespaced_or_remapped_graph(ros, media, tmp_path, a
     # best-effort, as the replay publishes camera images; deep enough for every frame (a
     # history of 5 lost frames mid-stream whenever this process stalled for 5 of them)
     images = probe.listen(topic, Image, sensor=True, depth=len(stamps))
-    command = [sys.executable, "-m", "fer_ros.bringup.bags", str(bag), "--rate", "4", *arguments]
+    command = [sys.executable, "-m", "fer_ros.bringup.bag_cli", str(bag), "--rate", "4", *arguments]
     done = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"/image_raw: {len(stamps)} messages" in done.stdout
@@ -238,8 +238,8 @@ def test_replay_cli_feeds_a_namespaced_or_remapped_graph(ros, media, tmp_path, a
 
 
 # --- fer_ros_record ------------------------------------------------------------------------
-RECORD = "import sys; from fer_ros.bringup.bags import record_main; sys.exit(record_main())"
-REPLAY = [sys.executable, "-m", "fer_ros.bringup.bags"]
+RECORD = "import sys; from fer_ros.bringup.bag_cli import record_main; sys.exit(record_main())"
+REPLAY = [sys.executable, "-m", "fer_ros.bringup.bag_cli"]
 
 
 def test_record_cli_refuses_an_existing_or_impossible_path_in_one_line(ros, tmp_path):
