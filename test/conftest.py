@@ -7,6 +7,7 @@ backends, training) run where ROS 2 is not installed; the ``ros`` fixture skips 
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -23,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Test this checkout (code, config and models), also in node subprocesses.
 os.environ.setdefault("FER_ROS_SHARE", str(REPO))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+# Emulator tables cached by this run only (the first Loihi load builds, later ones read).
+os.environ.setdefault("FER_ROS_CACHE", tempfile.mkdtemp(prefix="fer_ros_cache_"))
 # A private DDS domain on loopback, set before rclpy creates any participant.
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")

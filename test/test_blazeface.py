@@ -29,6 +29,8 @@ from fer_ros.core.blazeface import (
     alignment_matrix,
     ssd_anchors,
 )
+from fer_ros.core.face_finders import BlazeFaceFinder, CropSettings
+from fer_ros.core.face_follow import FollowSettings
 from fer_ros.core.face_tracking import iou
 
 STILLS = ("0-f1-su-ph.jpg", "0-f15-hao-ph.jpg", "15-f13-anc-ph.jpg", "45-m7-di-ph.jpg")
@@ -207,3 +209,41 @@ def test_unknown_model_and_bad_threshold():
         BlazeFaceDetector("back")
     with pytest.raises(ValueError, match="score_threshold"):
         BlazeFaceDetector(score_threshold=1.5)
+
+
+def _following(detect_every: int = 10) -> tuple[BlazeFaceFinder, BlazeFaceFinder]:
+    _require()
+    crops = CropSettings()
+    return BlazeFaceFinder(crops), BlazeFaceFinder(crops, follow=FollowSettings(detect_every))
+
+
+def test_following_keeps_every_face_with_few_full_detections():
+    every, follow = _following(10)
+    overlaps, frames = [], 0
+    for frame in _frames("WolfgangLanger_Pexels.mp4", 2):
+        frames += 1
+        full, followed = every.find(frame), follow.find(frame)
+        assert len(followed) == len(full) == 1, frames
+        overlaps.append(iou(full[0].box, followed[0].box))
+    assert follow.follower is not None
+    assert follow.follower.full_passes <= frames // 10 + 3  # a lost face may add a few
+    assert follow.follower.window_passes >= frames * 0.8
+    assert np.mean(overlaps) > 0.8 and min(overlaps) > 0.5
+
+
+def test_following_drops_a_lost_face_at_once_and_finds_new_ones():
+    _, follow = _following(5)
+    group = _image("multi_face.jpg")
+    first = BlazeFaceDetector("full").detect(group)[0]
+    alone = np.zeros_like(group)  # one of the five faces, the others blacked out
+    x, y, w, h = first.box
+    rows, columns = (
+        slice(max(0, y - h // 4), y + h + h // 4),
+        slice(max(0, x - w // 4), x + w + w // 4),
+    )
+    alone[rows, columns] = group[rows, columns]
+    assert [len(follow.find(alone)) for _ in range(3)] == [1, 1, 1]
+    counts = [len(follow.find(group)) for _ in range(5)]
+    assert counts[-1] == 5 and counts[0] in (1, 5)  # the others within detect_every frames
+    assert follow.find(np.zeros_like(group)) == []  # lost: a full pass, nothing followed
+    assert follow.follower is not None and follow.follower.full_passes >= 3

@@ -115,3 +115,36 @@ def test_backend_process_reports_why_the_backend_cannot_load(card):
 
     with pytest.raises(BackendUnavailable, match=r"fer_ros\.training\.snn_convert"):
         IsolatedBackend("loihi", BackendSettings(card=card, model_export="no_such_export"))
+
+
+@pytest.mark.skipif(has_nxsdk(), reason="the tables are the emulator's")
+def test_emulator_tables_kept_on_disk_give_the_same_answers(card, tmp_path, monkeypatch):
+    """The second load reads the layered emulator's tables instead of building the model,
+    and presents faces exactly as the built one does; a damaged file is rebuilt."""
+    pytest.importorskip("nengo_loihi")
+    monkeypatch.setenv("FER_ROS_CACHE", str(tmp_path))
+    built = create_backend("loihi", settings(card))
+    (tables,) = tmp_path.glob("*.npz")
+    read = create_backend("loihi", settings(card))
+    try:
+        assert built._runner.sim is not None and read._runner.sim is None
+        params = built.params
+        enc = EncodingSettings("rate", params.timesteps, params.dt, params.input_rate)
+        rng = np.random.default_rng(1)
+        batch = np.stack([encode(rng.random((48, 48)), enc) for _ in range(3)])
+        a, b = built.infer(batch), read.infer(batch)
+        np.testing.assert_array_equal(a.scores, b.scores)
+        assert a.spike_stats == b.spike_stats
+    finally:
+        built.close()
+        read.close()
+    tables.write_bytes(b"not an npz")
+    again = create_backend("loihi", settings(card))
+    try:
+        assert again._runner.sim is not None  # rebuilt, and the file written anew
+        assert again.infer(batch).scores.tolist() == a.scores.tolist()
+    finally:
+        again.close()
+    read_again = create_backend("loihi", settings(card))
+    assert read_again._runner.sim is None
+    read_again.close()

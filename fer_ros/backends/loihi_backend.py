@@ -1,6 +1,8 @@
 """Intel Loihi backend: the converted SNN on nengo-loihi (bit-level emulator or hardware).
 
-The network is built and compiled once when the backend loads; every face is then one
+The network is built and compiled once when the backend loads (on the emulator, its
+tables are kept on disk and read back at later loads: :mod:`fer_ros.snn.emulator.tables`,
+``FER_ROS_CACHE``); every face is then one
 presentation of ``timesteps`` steps of its (off-chip encoded) spike train, with the
 network state reset in between (see :mod:`fer_ros.snn.runner`).
 
@@ -37,6 +39,7 @@ from fer_ros.backends.base import (
 from fer_ros.core.options import Param, config_class, option_values, read_config
 from fer_ros.core.spike_encoding import ConvertedTiming
 from fer_ros.snn.activity import ActivityCounter
+from fer_ros.snn.emulator.tables import cache_dir, table_key
 from fer_ros.snn.energy import LoihiEnergyModel, NxsdkEnergyMeter
 from fer_ros.snn.params import load_snn_params
 from fer_ros.snn.runner import EMULATORS, RESETS, TARGETS, SnnRunner, has_nxsdk, resolve_target
@@ -165,6 +168,8 @@ class LoihiBackend:
         self._warned_steps = False
         self._target = target
         self.params = params
+        directory = cache_dir()  # the emulator's tables: configure in ~1 s, not 5-7 s
+        tables = directory / f"{path.stem}-{table_key(path, input_rate)}.npz" if directory else None
         self._runner = SnnRunner(
             params,
             target=target,
@@ -173,6 +178,7 @@ class LoihiBackend:
             settle_steps=o.settle_steps,
             fast=o.vectorised_delivery,
             emulator=o.emulator,
+            tables=tables,
         )
         self._counter = ActivityCounter(params)
         self._model = LoihiEnergyModel(

@@ -15,7 +15,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from fer_ros.core.blazeface import BlazeFaceDetector, aligned_crop
+from fer_ros.core.blazeface import BlazeFaceDetector, Detection, aligned_crop
+from fer_ros.core.face_follow import FaceFollower, FollowSettings
 from fer_ros.core.face_tracking import Box
 
 DETECTORS = ("blazeface", "haar")
@@ -60,7 +61,11 @@ def box_crop(gray: np.ndarray, box: Box, size: int, margin: float) -> np.ndarray
 
 
 class BlazeFaceFinder:
-    """BlazeFace boxes, crops aligned on the eyes like the training crops (or box crops)."""
+    """BlazeFace boxes, crops aligned on the eyes like the training crops (or box crops).
+
+    ``follow``: detect, then follow each face with the short-range model between full
+    detections (:mod:`.face_follow`); None runs the full detector on every frame.
+    """
 
     def __init__(
         self,
@@ -68,22 +73,34 @@ class BlazeFaceFinder:
         model: str = "both",
         score_threshold: float | None = None,
         align: bool = True,
+        follow: FollowSettings | None = None,
     ) -> None:
         self._detector = BlazeFaceDetector(model, score_threshold)
         self._crops = crops
         self._align = align
+        self.follower = None
+        if follow is not None and follow.detect_every > 1:
+            near = BlazeFaceDetector("short", score_threshold)
+            self.follower = FaceFollower(self._detector, near, follow, self._kept)
+
+    def _kept(self, found: list[Detection]) -> list[Detection]:
+        """Faces big enough, largest first, at most ``max_faces``."""
+        c = self._crops
+        found = [d for d in found if max(d.box[2], d.box[3]) >= c.min_face_size]
+        found.sort(key=lambda d: -d.box[2] * d.box[3])
+        return found[: c.max_faces]
 
     def find(self, image: np.ndarray) -> list[FoundFace]:
-        c = self._crops
-        found = [
-            d for d in self._detector.detect(image) if max(d.box[2], d.box[3]) >= c.min_face_size
-        ]
+        if self.follower is not None:
+            found = self._kept(self.follower.detect(image))
+        else:
+            found = self._kept(self._detector.detect(image))
         if not found:
             return []  # no grey frame to make when there is nothing to crop
-        found.sort(key=lambda d: -d.box[2] * d.box[3])
+        c = self._crops
         gray = gray_of(image)
         faces = []
-        for d in found[: c.max_faces]:
+        for d in found:
             crop = (
                 aligned_crop(gray, d, c.size)
                 if self._align

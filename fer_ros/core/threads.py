@@ -12,10 +12,14 @@ and OpenVINO take their thread counts from the profile's ``num_threads`` instead
 
 from __future__ import annotations
 
+import ctypes
 import os
+import sys
+import threading
 
 POOL_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 ENV_BUDGET = "FER_ROS_THREADS"  # overrides the default budget of a graph process
+PR_SET_NAME = 15  # linux/prctl.h
 
 
 def usable_cores() -> int:
@@ -60,3 +64,18 @@ def apply_thread_budget(threads: int | None = None) -> str:
         pass
     pools = ", ".join(limited) or "none loaded yet"
     return f"thread budget {threads} per native pool ({pools}; {usable_cores()} usable cores)"
+
+
+def name_os_thread(name: str) -> None:
+    """Name the calling thread for the OS (Linux keeps 15 bytes), as ``top -H`` and
+    /proc/<pid>/task/<tid>/comm show it, so each stage's CPU time can be read from outside
+    the process (benchmarks/bench_pipeline.py). Python 3.11 names only its own objects."""
+    if threading.current_thread() is threading.main_thread():
+        return  # the main thread's name is the process's, as ps and pgrep show it
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, ctypes.c_char_p(name.encode()[:15]), 0, 0, 0)
+    except (OSError, AttributeError):  # no prctl: names are a convenience
+        pass

@@ -21,6 +21,8 @@ from rclpy.executors import (
     SingleThreadedExecutor,
 )
 
+from fer_ros.core.threads import name_os_thread
+
 EXECUTORS = ("single", "multi")
 DEFAULT_EXECUTOR = "single"
 MULTI_THREADS = 4  # the 0.1 default, kept for comparison
@@ -48,6 +50,7 @@ def spin_quietly(executor: Any) -> None:
     A signal shuts the context down at once, so a callback already running (a camera
     tick publishing) can fail with "context is invalid": that is the shutdown, not an
     error. While the context is valid, exceptions propagate."""
+    name_os_thread(threading.current_thread().name)
     try:
         executor.spin()
     except (KeyboardInterrupt, ExternalShutdownException):

@@ -26,6 +26,7 @@ from fer_ros.core.face_finders import (
     FaceFinder,
     HaarFinder,
 )
+from fer_ros.core.face_follow import FollowSettings
 from fer_ros.core.face_tracking import IouTracker
 from fer_ros.core.options import Param
 from fer_ros.core.stats import RollingLatency
@@ -65,6 +66,23 @@ PARAMETERS = (
         True,
         "BlazeFace: rotate and frame each crop on its eyes like the training crops "
         "(false: a square box crop with crop_margin)",
+    ),
+    Param(
+        "detect_every",
+        10,
+        "BlazeFace: run the full detector every this many frames (and whenever a face is "
+        "lost); between, each face is followed by the short-range model in a window around "
+        "it. 1: the full detector on every frame",
+        minimum=1,
+        maximum=300,
+    ),
+    Param(
+        "follow_max_faces",
+        3,
+        "BlazeFace: with more faces in view, the full detector runs on every frame (one "
+        "pass is then cheaper than a step per face)",
+        minimum=1,
+        maximum=64,
     ),
     Param("cascade", "", "Haar: cascade XML; empty uses OpenCV's frontal-face default"),
     Param(
@@ -135,8 +153,9 @@ class FaceDetectionNode(PipelineNode):
         crops = CropSettings(cfg.crop_size, cfg.crop_margin, cfg.min_face_size, cfg.max_faces)
         if cfg.detector == "blazeface":
             try:
+                follow = FollowSettings(cfg.detect_every, cfg.follow_max_faces)
                 self._finder = BlazeFaceFinder(
-                    crops, cfg.blazeface_model, cfg.score_threshold or None, cfg.align_crop
+                    crops, cfg.blazeface_model, cfg.score_threshold or None, cfg.align_crop, follow
                 )
             except BlazeFaceUnavailable as error:
                 raise RuntimeError(f"{error} (or set detector: haar)") from error
@@ -145,7 +164,9 @@ class FaceDetectionNode(PipelineNode):
                 crops, cfg.cascade, cfg.detection_width, cfg.scale_factor, cfg.min_neighbors
             )
         self._tracker = IouTracker(cfg.track_min_iou, cfg.track_max_missed)
-        model = f" ({cfg.blazeface_model})" if cfg.detector == "blazeface" else ""
+        model = ""
+        if cfg.detector == "blazeface":
+            model = f" ({cfg.blazeface_model}, full detection every {cfg.detect_every} frames)"
         self.get_logger().info(f"detector: {cfg.detector}{model}")
 
     def start(self) -> None:
@@ -190,7 +211,15 @@ class FaceDetectionNode(PipelineNode):
         self._latency.add((time.perf_counter() - start) * 1000.0)
 
     def status_values(self) -> dict[str, str]:
+        follower = getattr(self._finder, "follower", None)
+        passes = {}
+        if follower is not None:
+            passes = {
+                "full_detections": str(follower.full_passes),
+                "followed_faces": str(follower.window_passes),
+            }
         return {
+            **passes,
             "detector": self.config.detector if self.config else "",
             "image_transport": self.config.image_transport if self.config else "",
             "faces_published": str(self.faces_published),

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from fer_ros.core.options import Param
+from fer_ros.core.threads import name_os_thread
 
 T = TypeVar("T")
 # Every stage with an input topic declares this row.
@@ -99,6 +100,7 @@ class InputWorker(Generic[T]):
         self._thread = None
 
     def _loop(self) -> None:
+        name_os_thread(self._name)
         while True:
             with self._condition:
                 while self._running and not self._pending:

@@ -21,16 +21,20 @@ from __future__ import annotations
 
 import logging
 import warnings
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from fer_ros.core.spike_encoding import ConvertedTiming
-from fer_ros.snn.builder import SnnNetwork, build_network
+from fer_ros.snn.builder import build_network
 from fer_ros.snn.emulator.delivery import accelerate
 from fer_ros.snn.emulator.layered import LayeredEmulator
 from fer_ros.snn.emulator.mirror import supports
 from fer_ros.snn.emulator.presentation import Presentation
 from fer_ros.snn.emulator.synapses import ensemble_blocks
+from fer_ros.snn.emulator.tables import load as load_tables
+from fer_ros.snn.emulator.tables import save as save_tables
 from fer_ros.snn.params import SnnParams
 
 log = logging.getLogger(__name__)
@@ -84,6 +88,11 @@ class SnnRunner:
     fast : bool
         Whenever nengo-loihi's emulator is stepped: vectorised spike delivery
         (:mod:`.emulator.delivery`, bit-identical); False runs it exactly as shipped.
+    tables : Path, optional
+        Where the layered emulator's tables are kept (:mod:`.emulator.tables`, a file
+        named by :func:`~.emulator.tables.table_key`): read instead of building the
+        nengo-loihi model when present, written after a build. No model is built then
+        (``sim`` and ``net`` are None).
     """
 
     def __init__(
@@ -95,6 +104,7 @@ class SnnRunner:
         settle_steps: int = 10,
         fast: bool = True,
         emulator: str = "fast",
+        tables: Path | None = None,
     ) -> None:
         import nengo_loihi  # ImportError is mapped to BackendUnavailable by the backend
 
@@ -112,9 +122,20 @@ class SnnRunner:
         self.settle_steps = int(settle_steps)
         timing = ConvertedTiming.of_params(params).resolve(input_rate=input_rate)
         self.input_rate = timing.input_rate  # None (or 0): the rate it was converted for
-        self.net: SnnNetwork = build_network(
-            params, input_rate=self.input_rate, integrating=reset == "state"
-        )
+        self.emulator = "fast"
+        self.fast = False
+        self.layered: LayeredEmulator | None = None  # when emulator="fast" can mirror it
+        self.sim: Any = None
+        self.net: Any = None
+        cached = emulator == "fast" and self.target == "sim" and reset == "state"
+        if cached and tables is not None and tables.is_file():
+            try:
+                self.layered = LayeredEmulator.from_tables(*load_tables(tables))
+                log.info("layered emulator tables read from %s (no model built)", tables)
+                return
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                log.warning("cannot read %s (%s): building the model again", tables, exc)
+        self.net = build_network(params, input_rate=self.input_rate, integrating=reset == "state")
         with warnings.catch_warnings():
             # nengo-loihi warns about nengo 4 and about discretisation details it handles
             warnings.simplefilter("ignore")
@@ -123,10 +144,14 @@ class SnnRunner:
             )
         self._output_start: np.ndarray | float = 0.0  # nonzero only after settling
         self.fast = bool(fast and self.target == "sim" and accelerate(self.sim.sims["emulator"]))
-        self.layered: LayeredEmulator | None = None  # when emulator="fast" can mirror it
         if emulator == "fast" and self.target == "sim":
             self.layered = self._layered_emulator()
         self.emulator = "fast" if self.layered is not None else "nengo"  # what runs faces
+        if self.layered is not None and cached and tables is not None:
+            try:
+                save_tables(tables, self.layered)
+            except OSError as exc:  # a read-only home: configure stays slow, nothing breaks
+                log.warning("cannot keep the emulator tables in %s (%s)", tables, exc)
         self._vth = np.concatenate(
             [b.compartment.vth for b in ensemble_blocks(self.sim, self.net.ensembles[-1])]
         ).astype(np.float64)
@@ -207,4 +232,5 @@ class SnnRunner:
                 del spike_input.spikes[t]
 
     def close(self) -> None:
-        self.sim.close()
+        if self.sim is not None:
+            self.sim.close()

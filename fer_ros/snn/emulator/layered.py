@@ -216,6 +216,18 @@ class LayeredEmulator:
             )
         self.vth_out = self.layers[-1].vth[self.layers[-1].internal_of_ens].astype(np.float64)
 
+    @classmethod
+    def from_tables(
+        cls, n_inputs: int, layers: list[ChipLayer], vth_out: np.ndarray
+    ) -> LayeredEmulator:
+        """The emulator from tables read before (:mod:`.tables`), with no model built."""
+        import scipy.sparse
+
+        emulator = cls.__new__(cls)
+        emulator._sparse = scipy.sparse
+        emulator.n_inputs, emulator.layers, emulator.vth_out = n_inputs, layers, vth_out
+        return emulator
+
     # ------------------------------------------------------------------ construction
 
     @staticmethod
