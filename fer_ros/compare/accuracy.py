@@ -21,16 +21,32 @@ class CardAccuracy:
     snn_held_out: float = math.nan  # the converted SNN in the emulator, if converted
 
 
-def card_accuracy(card: ModelCard) -> CardAccuracy:
+def card_accuracy(card: ModelCard, data_set: str = "") -> CardAccuracy:
+    """The card's figures for ``data_set`` (a file stem, e.g. ``wild_faces_dev``) where the
+    card holds them per set (``by_dataset``; cross-validation pooled over the folds, so
+    without a spread), else its overall ones; NaN for a set it was not trained on."""
     cv = card.extra.get("cross_validation") or {}
     held = card.extra.get("held_out") or {}
     snn = (card.extra.get("snn") or {}).get("held_out_emulator") or {}
+    sets = held.get("by_dataset") or {}
+    if not sets:
+        return CardAccuracy(
+            cv_mean=float(cv.get("accuracy_mean", math.nan)),
+            cv_std=float(cv.get("accuracy_std", math.nan)),
+            cv_folds=int(cv.get("folds", 0)),
+            held_out=float(held.get("accuracy", math.nan)),
+            snn_held_out=float(snn.get("accuracy", math.nan)),
+        )
+    pooled = ((cv.get("pooled") or {}).get("by_dataset") or {}).get(data_set, {})
+
+    def figure(block: dict) -> float:
+        return float((block.get("by_dataset") or {}).get(data_set, {}).get("accuracy", math.nan))
+
     return CardAccuracy(
-        cv_mean=float(cv.get("accuracy_mean", math.nan)),
-        cv_std=float(cv.get("accuracy_std", math.nan)),
-        cv_folds=int(cv.get("folds", 0)),
-        held_out=float(held.get("accuracy", math.nan)),
-        snn_held_out=float(snn.get("accuracy", math.nan)),
+        cv_mean=float(pooled.get("accuracy", math.nan)),
+        cv_folds=int(cv.get("folds", 0)) if pooled else 0,
+        held_out=figure(held),
+        snn_held_out=figure(snn),
     )
 
 

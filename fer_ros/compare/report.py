@@ -30,7 +30,10 @@ def devices(rows: list[Row]) -> list[str]:
     lines = []
     for r in rows:
         card = r.card
-        cv = f"{card.cv_mean:.3f} ± {card.cv_std:.3f}" if card and card.cv_folds else "-"
+        cv = "-"
+        if card and card.cv_folds:
+            spread = "(pooled)" if math.isnan(card.cv_std) else f"± {card.cv_std:.3f}"
+            cv = f"{card.cv_mean:.3f} {spread}"
         ran = r.device + (" (fallback)" if r.fallback else "")
         lines.append(
             (

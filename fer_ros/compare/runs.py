@@ -75,7 +75,7 @@ def run_backend(
     row.model_id, row.preprocessing = card.model_id, card.preprocessing
     row.backend, row.export = name, settings.model_export
     row.requested = settings.device or f"target {settings.options.get('target', 'default')}"
-    row.card = card_accuracy(card)
+    row.card = card_accuracy(card, Path(data).stem)
     try:
         faces = evaluation_faces(card, data, max_faces)
     except FacesUnavailable as exc:
