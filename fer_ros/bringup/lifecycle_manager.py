@@ -27,7 +27,15 @@ TRANSITIONS = {
     ACTIVATE: ("activate", State.PRIMARY_STATE_ACTIVE),
     DEACTIVATE: ("deactivate", State.PRIMARY_STATE_INACTIVE),
 }
-ATTEMPT_S = 5.0  # a request can be lost while discovery settles; ask again after this
+# A request can be lost while discovery settles (a respawned node's service is listed
+# before its reply writer is matched); ask again after this. 5 s cost a respawned stage
+# 5 s of its recovery whenever the first request was lost, the usual case.
+ATTEMPT_S = 1.0
+PRIMARY_STATES = (
+    State.PRIMARY_STATE_UNCONFIGURED,
+    State.PRIMARY_STATE_INACTIVE,
+    State.PRIMARY_STATE_ACTIVE,
+)  # not a transition in progress
 SUPERVISE_TIMEOUT_S = 2.0  # a live node answers get_state in milliseconds
 
 
@@ -130,7 +138,7 @@ class LifecycleManager(Node):
                 return
             if start_state is None:
                 start_state = current
-            elif current == start_state:  # unchanged twice: the request was lost
+            elif current == start_state and current in PRIMARY_STATES:  # lost: ask again
                 client.remove_pending_request(future)
                 future = client.call_async(request)
         raise LifecycleError(f"{fqn} failed to {name}; see its log above")

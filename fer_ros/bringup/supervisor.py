@@ -3,12 +3,13 @@ answering are reported, both on /diagnostics from outside the failing process.
 
 A process that dies cannot report its own death, and a frozen one (SIGSTOP, a deadlock)
 cannot run its own watchdog, so ``fer_ros_bringup`` watches its children: a child that
-exits is started again after a back-off (1 s, doubling to 30 s) and brought back to active
-through the lifecycle manager; one that no longer answers its lifecycle ``get_state``
-service within ``answer_timeout_s`` is marked stale (the diagnostic_aggregator's notion),
-cleared when it answers again. Each stage has a status ``fer_ros_bringup: <stage>`` on
-/diagnostics: ERROR naming the stage while it is down or stale, OK otherwise. A stage that
-fails ``max_restarts`` starts in a row ends the run with a non-zero exit code.
+exits is reported at once and started again at once (after a back-off if that fails: 1 s,
+doubling to 30 s), and brought back to active through the lifecycle manager; one that no
+longer answers its lifecycle ``get_state`` service within ``answer_timeout_s`` is marked
+stale (the diagnostic_aggregator's notion), cleared when it answers again. Each stage has
+a status ``fer_ros_bringup: <stage>`` on /diagnostics: ERROR naming the stage while it is
+down or stale, OK otherwise. A stage that fails ``max_restarts`` starts in a row ends the
+run with a non-zero exit code.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from rclpy.node import Node
 from fer_ros.bringup.graph_plan import NodePlan
 from fer_ros.bringup.lifecycle_manager import LifecycleError, LifecycleManager
 
-FIRST_DELAY_S = 1.0
+FIRST_DELAY_S = 1.0  # after a failed restart; the first restart is immediate
 MAX_DELAY_S = 30.0
 OK_, ERROR_ = DiagnosticStatus.OK, DiagnosticStatus.ERROR
 
@@ -86,10 +87,12 @@ class ProcessSupervisor:
                 return  # the run is stopping (a signal reached the children too)
             if code is not None and stage.down_since is None:
                 stage.down_since = now
-                delay = min(MAX_DELAY_S, FIRST_DELAY_S * 2**stage.failed_starts)
+                failed = stage.failed_starts
+                delay = 0.0 if failed == 0 else min(MAX_DELAY_S, FIRST_DELAY_S * 2 ** (failed - 1))
                 stage.restart_at = now + delay
                 stage.problem = f"process died (exit code {code}); restarting in {delay:g} s"
                 self._log.error(f"stage {stage.plan.name}: {stage.problem}")  # once an outage
+                self._publish()  # ERROR out before the restart (which blocks this loop)
             if stage.down_since is not None and now >= stage.restart_at:
                 self._restart(stage)
         if time.monotonic() - self._published_at >= 1.0:  # /diagnostics at 1 Hz
