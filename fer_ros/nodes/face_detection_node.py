@@ -31,6 +31,7 @@ from fer_ros.core.face_tracking import IouTracker
 from fer_ros.core.options import Param
 from fer_ros.core.stats import RollingLatency
 from fer_ros.nodes.image_codec import array_to_image, compressed_to_bgr, image_to_bgr
+from fer_ros.nodes.input_limits import MAX_IMAGE_PARAMETER, OversizedInput
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import INPUT_PARAMETERS, PipelineNode
 
@@ -130,8 +131,12 @@ PARAMETERS = (
         minimum=0,
         maximum=1000,
     ),
+    MAX_IMAGE_PARAMETER,
     *INPUT_PARAMETERS,
 )
+# Serialized bytes beyond max_image_pixels' worth of bgra8 (the widest encoding read):
+# the header, the encoding string and row padding.
+MESSAGE_SLACK_BYTES = 1 << 20
 
 
 class FaceDetectionNode(PipelineNode):
@@ -164,6 +169,7 @@ class FaceDetectionNode(PipelineNode):
                 crops, cfg.cascade, cfg.detection_width, cfg.scale_factor, cfg.min_neighbors
             )
         self._tracker = IouTracker(cfg.track_min_iou, cfg.track_max_missed)
+        self.max_input_bytes = 4 * cfg.max_image_pixels + MESSAGE_SLACK_BYTES
         model = ""
         if cfg.detector == "blazeface":
             model = f" ({cfg.blazeface_model}, full detection every {cfg.detect_every} frames)"
@@ -189,7 +195,9 @@ class FaceDetectionNode(PipelineNode):
         # colour: BlazeFace scores grey lower
         if isinstance(msg, CompressedImage):
             pixels = compressed_to_bgr(msg)
+            self._check_size(pixels.shape[1], pixels.shape[0])
         else:
+            self._check_size(msg.width, msg.height)
             pixels = image_to_bgr(msg)
         found = finder.find(pixels)
         ids = self._tracker.update([face.box for face in found])
@@ -209,6 +217,11 @@ class FaceDetectionNode(PipelineNode):
         self._faces_pub.publish(out)
         self.faces_published += len(out.faces)
         self._latency.add((time.perf_counter() - start) * 1000.0)
+
+    def _check_size(self, width: int, height: int) -> None:
+        limit = self.config.max_image_pixels
+        if width * height > limit:
+            raise OversizedInput(f"{width}x{height} image over max_image_pixels ({limit})")
 
     def status_values(self) -> dict[str, str]:
         follower = getattr(self._finder, "follower", None)

@@ -16,6 +16,8 @@ import numpy as np
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
 
+from fer_ros.nodes.input_limits import EmptyInput
+
 # encoding -> (channels, OpenCV conversion to grayscale or None when already mono)
 _ENCODINGS: dict[str, tuple[int, int | None]] = {
     "mono8": (1, None),
@@ -48,6 +50,10 @@ class ImageError(ValueError):
     """An Image message that cannot be interpreted; the message says why."""
 
 
+class EmptyImage(ImageError, EmptyInput):
+    """An image without pixels: counted apart (``inputs_empty``)."""
+
+
 def image_to_array(msg: Image) -> np.ndarray:
     """View an 8-bit Image as (H, W) or (H, W, C) uint8 without copying pixel data."""
     if msg.encoding not in _ENCODINGS:
@@ -55,8 +61,8 @@ def image_to_array(msg: Image) -> np.ndarray:
             f"unsupported encoding {msg.encoding!r}; supported: {', '.join(SUPPORTED_ENCODINGS)}"
         )
     channels = _ENCODINGS[msg.encoding][0]
-    if msg.width == 0 or msg.height == 0:
-        raise ImageError(f"empty image ({msg.width}x{msg.height})")
+    if msg.width == 0 or msg.height == 0 or not len(msg.data):
+        raise EmptyImage(f"empty image ({msg.width}x{msg.height}, {len(msg.data)} bytes)")
     if msg.encoding in _PACKED_422 and msg.width % 2:
         raise ImageError(f"{msg.encoding} needs an even width, not {msg.width}")
     row_bytes = msg.width * channels
@@ -96,7 +102,7 @@ def compressed_to_bgr(msg: CompressedImage) -> np.ndarray:
             f"supported: {', '.join(COMPRESSED_FORMATS)}"
         )
     if not len(msg.data):
-        raise ImageError(f"empty compressed image (format {msg.format!r})")
+        raise EmptyImage(f"empty compressed image (format {msg.format!r})")
     pixels = cv2.imdecode(np.frombuffer(msg.data, np.uint8), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise ImageError(

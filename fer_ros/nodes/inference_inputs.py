@@ -29,6 +29,9 @@ class InferenceInput(Protocol):
     def items(self, msg: Any) -> Sequence[Any]:
         """The faces of one message (each has ``face_id`` and ``roi``)."""
 
+    def keep(self, msg: Any, items: Sequence[Any]) -> Sequence[Any]:
+        """Make ``items`` (a subset of ``items(msg)``) the faces of ``msg``; returns them."""
+
     def batch(self, msg: Any) -> np.ndarray:
         """The backend's batch for ``msg``; ValueError names what is wrong with it."""
 
@@ -41,6 +44,11 @@ class CropInput:
 
     def items(self, msg: FaceArray) -> Sequence[Any]:
         return msg.faces
+
+    def keep(self, msg: FaceArray, items: Sequence[Any]) -> Sequence[Any]:
+        if len(items) != len(msg.faces):
+            msg.faces = list(items)
+        return items
 
     def batch(self, msg: FaceArray) -> np.ndarray:
         card = self.card
@@ -66,6 +74,11 @@ class SpikeInput:
 
     def items(self, msg: SpikeTrainArray) -> Sequence[Any]:
         return msg.trains
+
+    def keep(self, msg: SpikeTrainArray, items: Sequence[Any]) -> Sequence[Any]:
+        if len(items) != len(msg.trains):
+            msg.trains = list(items)
+        return items
 
     def batch(self, msg: SpikeTrainArray) -> np.ndarray:
         trains = []

@@ -23,6 +23,7 @@ from fer_ros.backends.settings import INFERENCE_PARAMETERS, settings_from_parame
 from fer_ros.core.model_card import ModelCard, load_model_card
 from fer_ros.core.stats import RateMeter, RollingLatency
 from fer_ros.nodes.inference_inputs import InferenceInput, inference_input
+from fer_ros.nodes.input_limits import FACES_OVER_LIMIT, MAX_FACES_PARAMETER
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import (
     DIAGNOSTICS_PERIOD_S,
@@ -35,12 +36,13 @@ from fer_ros.nodes.pipeline_base import (
 from fer_ros.nodes.telemetry import MeteredCall, telemetry_message
 from fer_ros.power import power_source_for_backend
 
-PARAMETERS = INFERENCE_PARAMETERS + INPUT_PARAMETERS
+PARAMETERS = (*INFERENCE_PARAMETERS, MAX_FACES_PARAMETER, *INPUT_PARAMETERS)
 LATENCY_WINDOW_S = 10.0  # latency alarms: p95 of the last 10 s (an alarm clears 10 s after)
 
 
 class InferenceNode(PipelineNode):
     parameters = PARAMETERS
+    input_counters = (*PipelineNode.input_counters, FACES_OVER_LIMIT)
 
     def __init__(self, node_name: str = "inference", **kwargs: Any) -> None:
         super().__init__(node_name, **kwargs)
@@ -133,7 +135,7 @@ class InferenceNode(PipelineNode):
         backend, card, source = self._backend, self._card, self._input
         if backend is None or card is None or source is None:
             return
-        items = source.items(msg)
+        items = source.keep(msg, self.largest_faces(source.items(msg)))
         out = ExpressionArray(
             header=msg.header, accelerator=self.config.accelerator, model_id=card.model_id
         )

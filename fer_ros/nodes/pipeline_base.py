@@ -15,6 +15,8 @@ here once; a stage implements only these hooks:
   /diagnostics, without side effects; ``running_message()``: the OK message.
 
 Problems are logged once when they appear and once when they clear, never per frame.
+Inputs over a stage's bounds or without payload (:mod:`fer_ros.nodes.input_limits`) are
+counted under their own /diagnostics keys and logged once per episode, naming the topic.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import copy
 import math
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.clock import Clock, ClockType
+from rclpy.event_handler import QoSMessageLostInfo, SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -36,11 +39,24 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.serialization import deserialize_message
 
 from fer_ros.core.options import OptionValues, Param, config_class, read_config
+from fer_ros.nodes.input_limits import (
+    FACES_OVER_LIMIT,
+    CountedInputError,
+    EmptyInput,
+    OversizedInput,
+    largest_first,
+)
 from fer_ros.nodes.input_worker import INPUT_PARAMETERS, InputWorker
 from fer_ros.nodes.parameters import declare_parameters, read_parameters
 
 __all__ = ["ERROR", "INPUT_PARAMETERS", "INPUT_QOS", "OK", "WARN", "PipelineNode"]
 
+T = TypeVar("T")
+# Messages the middleware reports lost before delivery: e.g. a frame too large for the
+# transport, whose fragments never all arrive, which the node would otherwise never see.
+LOST_IN_MIDDLEWARE = "inputs_lost_middleware"
+# Fast DDS 3.2 sometimes reports a loss with a nonsense count (2**31 - 1): count those as one.
+PLAUSIBLE_LOSS = 10_000
 # diagnostic_msgs levels are single bytes, so max() orders them OK < WARN < ERROR.
 OK: bytes = DiagnosticStatus.OK
 WARN: bytes = DiagnosticStatus.WARN
@@ -57,6 +73,12 @@ INPUT_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
 
 class PipelineNode(LifecycleNode):
     parameters: tuple[Param, ...] = ()
+    # Input problems counted apart, each a /diagnostics key (0 until one happens).
+    input_counters: tuple[str, ...] = (
+        OversizedInput.counter,
+        EmptyInput.counter,
+        LOST_IN_MIDDLEWARE,
+    )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -81,6 +103,10 @@ class PipelineNode(LifecycleNode):
         self._input_type: Any = None  # set by subscribe_input
         self._input_topic = ""
         self.inputs_rejected = 0
+        self.input_counts = dict.fromkeys(self.input_counters, 0)
+        # Serialized inputs larger than this are refused undecoded (0: no bound); a stage
+        # sets it from its own limits when it loads.
+        self.max_input_bytes = 0
         self._last_rejection = -math.inf
         self._diagnostics = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         # Wall time, not the node's clock: under use_sim_time with no /clock a ROS-time
@@ -235,7 +261,21 @@ class PipelineNode(LifecycleNode):
         self._input_type, self._input_topic = msg_type, topic
         self.inputs.start()
         self._input_subscription = self.create_subscription(
-            msg_type, topic, self.inputs.submit, qos, raw=True
+            msg_type,
+            topic,
+            self.inputs.submit,
+            qos,
+            raw=True,
+            event_callbacks=SubscriptionEventCallbacks(message_lost=self._messages_lost),
+        )
+
+    def _messages_lost(self, info: QoSMessageLostInfo) -> None:
+        lost = info.total_count_change
+        self.count_input_problem(
+            LOST_IN_MIDDLEWARE,
+            f"{self._input_type.__name__} messages lost by the middleware before delivery "
+            "(larger than the transport carries, or a saturated link)",
+            lost if 0 < lost <= PLAUSIBLE_LOSS else 1,
         )
 
     def _stop_input(self) -> None:
@@ -244,7 +284,20 @@ class PipelineNode(LifecycleNode):
             self._input_subscription = None
         self.inputs.stop()
 
+    def input_topic(self) -> str:
+        """The input topic as resolved (namespace, remaps), for messages about it."""
+        subscription = self._input_subscription
+        return subscription.topic_name if subscription is not None else self._input_topic
+
     def _process_input(self, data: bytes) -> None:
+        if self.max_input_bytes and len(data) > self.max_input_bytes:
+            # Decoding a frame of hundreds of MB would cost more than the refusal.
+            raise OversizedInput(
+                f"{self._input_type.__name__} messages over {self.max_input_bytes} bytes "
+                f"dropped undecoded ({len(data)} bytes)"
+            )
+        if len(data) <= 4:  # the CDR encapsulation header and nothing after it
+            raise EmptyInput(f"empty {self._input_type.__name__} payload ({len(data)} bytes)")
         try:
             msg = deserialize_message(data, self._input_type)
         except Exception as error:  # rclpy raises its own types for malformed CDR
@@ -255,14 +308,42 @@ class PipelineNode(LifecycleNode):
         # among good ones still shows on /diagnostics and logs once, not per frame.
         if time.monotonic() - self._last_rejection > DIAGNOSTICS_PERIOD_S:
             self.clear("input")
+            for counter in self.input_counts:
+                self.clear(counter)
 
     def _input_failed(self, error: Exception) -> None:
         if not self.context.ok():
             return  # publishing fails once the process is shutting down; not the input's fault
         self.inputs_rejected += 1
         self._last_rejection = time.monotonic()
+        if isinstance(error, CountedInputError):
+            self.count_input_problem(error.counter, f"input dropped: {error}")
+            return
         bad_input = isinstance(error, ValueError)  # ImageError included: the input's fault
         self.report("input", WARN if bad_input else ERROR, f"input dropped: {error}")
+
+    def largest_faces(self, faces: Sequence[T]) -> list[T]:
+        """At most ``max_faces`` of ``faces`` (for stages with that parameter), the
+        largest; the faces left out are counted (``faces_over_limit``)."""
+        limit = self.config.max_faces
+        if len(faces) <= limit:
+            return list(faces)
+        self.count_input_problem(
+            FACES_OVER_LIMIT,
+            f"messages with more than max_faces ({limit}) faces: the {limit} largest kept "
+            f"({len(faces)} in one)",
+            len(faces) - limit,
+        )
+        return largest_first(faces, limit)
+
+    def count_input_problem(self, counter: str, message: str, count: int = 1) -> None:
+        """Count an input problem under ``counter`` and report it (WARN): logged when it
+        first appears, naming the topic; later ones only count, and /diagnostics shows
+        the latest. It clears after a diagnostics period without one."""
+        with self._problems_lock:
+            self.input_counts[counter] = self.input_counts.get(counter, 0) + count
+        self._last_rejection = time.monotonic()
+        self.report(counter, WARN, f"{self.input_topic()}: {message}", log_changes=False)
 
     def _check_stall(self) -> None:
         if self._input_subscription is None:
@@ -276,12 +357,13 @@ class PipelineNode(LifecycleNode):
             self.clear("stall")
 
     # --- problems and diagnostics ------------------------------------------------------
-    def report(self, key: str, level: bytes, message: str) -> None:
-        """Record a problem; log it only when it is new or changed."""
+    def report(self, key: str, level: bytes, message: str, log_changes: bool = True) -> None:
+        """Record a problem; log it only when it is new, or changed (``log_changes``)."""
         with self._problems_lock:
-            if self._problems.get(key) == (level, message):
-                return
+            previous = self._problems.get(key)
             self._problems[key] = (level, message)
+            if previous == (level, message) or (previous and not log_changes):
+                return
         # Separate call sites: rclpy fixes the severity of each logging line on first use.
         if level == ERROR:
             self.get_logger().error(message)
@@ -332,6 +414,7 @@ class PipelineNode(LifecycleNode):
                 inputs_processed=str(self.inputs.processed),
                 inputs_dropped=str(self.inputs.dropped),
                 inputs_rejected=str(self.inputs_rejected),
+                **{counter: str(count) for counter, count in self.input_counts.items()},
                 stalled_s=f"{self.inputs.stalled_s():.1f}",
             )
         values.update(self.status_values())

@@ -24,6 +24,7 @@ from fer_ros.core.spike_encoding import (
 )
 from fer_ros.core.stats import RollingLatency
 from fer_ros.nodes.image_codec import image_to_gray
+from fer_ros.nodes.input_limits import FACES_OVER_LIMIT, MAX_FACES_PARAMETER
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import INPUT_PARAMETERS, INPUT_QOS, PipelineNode
 
@@ -58,12 +59,14 @@ PARAMETERS = (
         minimum=0,
         maximum=2**31 - 1,
     ),
+    MAX_FACES_PARAMETER,
     *INPUT_PARAMETERS,
 )
 
 
 class SpikeEncodingNode(PipelineNode):
     parameters = PARAMETERS
+    input_counters = (*PipelineNode.input_counters, FACES_OVER_LIMIT)
 
     def __init__(self, node_name: str = "spike_encoding", **kwargs: object) -> None:
         super().__init__(node_name, **kwargs)
@@ -94,15 +97,16 @@ class SpikeEncodingNode(PipelineNode):
             return
         start = time.perf_counter()
         out = SpikeTrainArray(header=msg.header)
-        if msg.faces:
+        faces = self.largest_faces(msg.faces)
+        if faces:
             crops = stack_crops(
-                [image_to_gray(face.crop) for face in msg.faces],
+                [image_to_gray(face.crop) for face in faces],
                 card.input_height,
                 card.input_width,
                 card.model_id,
             )
             intensities = preprocess_crops(crops, card.preprocessing, card.canny)[:, 0]
-            for face, pixels in zip(msg.faces, intensities, strict=True):
+            for face, pixels in zip(faces, intensities, strict=True):
                 out.trains.append(self._train(msg, face.face_id, face.roi, pixels, card))
         self._trains_pub.publish(out)
         self._latency.add((time.perf_counter() - start) * 1000.0)
