@@ -6,16 +6,21 @@ threads and slows down several-fold. In a child process it has an interpreter to
 itself; batches and results cross a pipe (a spike train is a few kB).
 
 The child is started with ``spawn`` (forking a process that runs DDS threads is unsafe),
-ignores Ctrl-C (the node decides when to close it) and exits when the pipe closes.
+ignores Ctrl-C (the node decides when to close it) and exits when the pipe closes. When
+the node's process dies (``kill -9``) the child ends quietly, exit code 0: a broken pipe
+on its answer, an end of file on the next request, or, should a call into the runtime
+hang, a watcher that sees the parent gone.
 """
 
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
 from multiprocessing.connection import Connection
+from multiprocessing.reduction import ForkingPickler
 from typing import Any
 
 import numpy as np
@@ -24,6 +29,7 @@ from fer_ros.backends.base import BackendSettings, InferenceResult, InputKind
 
 START_TIMEOUT_S = 300.0  # building and compiling a network can take a while
 CLOSE_TIMEOUT_S = 10.0
+PARENT_POLL_S = 0.5  # how often the child checks that the node's process is alive
 
 
 class BackendProcessError(RuntimeError):
@@ -91,48 +97,78 @@ class IsolatedBackend:
         )
 
 
+class _ParentGone(Exception):
+    """The node's end of the pipe is closed: its process is gone."""
+
+
 def _serve(name: str, settings: BackendSettings, conn: Connection) -> None:
-    """The child: build the backend, then answer ``infer`` until ``close`` or EOF."""
+    """The child's main: answer the node until ``close``, or quietly until it is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _watch_parent(os.getppid())
+    try:
+        _answer_requests(name, settings, conn)
+    except _ParentGone:
+        pass  # nobody to answer or to tell: end without a word
+
+
+def _answer_requests(name: str, settings: BackendSettings, conn: Connection) -> None:
+    """Build the backend, then answer ``infer`` until ``close`` or EOF."""
     from fer_ros.backends import create_backend
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         backend = create_backend(name, settings)
     except Exception as error:
-        _send_error(conn, error)
+        _send(conn, "error", error)
         return
-    conn.send(
-        (
-            "ok",
-            {
-                "input_kind": backend.input_kind,
-                "runtime": backend.runtime,
-                "device": backend.device,
-                "fallback": backend.fallback,
-            },
-        )
-    )
     try:
+        info = {
+            "input_kind": backend.input_kind,
+            "runtime": backend.runtime,
+            "device": backend.device,
+            "fallback": backend.fallback,
+        }
+        _send(conn, "ok", info)
         while True:
             try:
                 command, batch = conn.recv()
-            except EOFError:
+            except (EOFError, OSError):
                 return  # the node's process is gone
             if command == "close":
                 return
             try:
-                conn.send(("ok", backend.infer(batch)))
+                result = backend.infer(batch)
             except Exception as error:  # bad input: the node reports it and goes on
-                _send_error(conn, error)
+                _send(conn, "error", error)
+            else:
+                _send(conn, "ok", result)
     finally:
         backend.close()
 
 
-def _send_error(conn: Connection, error: Exception) -> None:
+def _send(conn: Connection, status: str, value: Any) -> None:
+    """Answer the node; raises _ParentGone when its process has died (a broken pipe)."""
     try:
-        conn.send(("error", error))
+        payload = ForkingPickler.dumps((status, value))  # as Connection.send pickles
     except Exception:  # an exception that cannot be pickled still gets its message across
-        conn.send(("error", RuntimeError(f"{type(error).__name__}: {error}")))
+        error = RuntimeError(f"{type(value).__name__}: {value}")
+        payload = ForkingPickler.dumps((status, error))
+    try:
+        conn.send_bytes(payload)
+    except OSError as error:
+        raise _ParentGone() from error
+
+
+def _watch_parent(parent: int) -> None:
+    """End this process, exit code 0, once its parent has gone and the main loop has had
+    CLOSE_TIMEOUT_S to end by itself: only a call into the runtime that hangs is cut."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_POLL_S)
+        time.sleep(CLOSE_TIMEOUT_S)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent watcher", daemon=True).start()
 
 
 class BackendDown(RuntimeError):

@@ -150,7 +150,9 @@ class InferenceNode(PipelineNode):
         except BackendDown as down:
             self.frames_lost += 1  # nothing to label it with; the restart is under way
             self._backend_down_at = time.monotonic()
-            self.report("backend", ERROR, f"backend down, restarting: {down}")
+            # One ERROR per outage (the cause's wording changes as restarts are tried);
+            # clearing it is the one recovery line.
+            self.report("backend", ERROR, f"backend down, restarting: {down}", log_changes=False)
             return
         for item, scores in zip(items, result.scores, strict=True):
             out.expressions.append(expression(item, scores, card))
@@ -190,7 +192,8 @@ class InferenceNode(PipelineNode):
             if backend.failed:
                 self.report("backend", ERROR, backend.failed)
             elif backend.down_cause:
-                self.report("backend", ERROR, f"backend down, restarting: {backend.down_cause}")
+                cause = f"backend down, restarting: {backend.down_cause}"
+                self.report("backend", ERROR, cause, log_changes=False)
             elif time.monotonic() - self._backend_down_at > DIAGNOSTICS_PERIOD_S:
                 self.clear("backend")  # up again, and the outage was on /diagnostics once
         p95 = self._end_to_end_ms.percentile(95)
