@@ -235,3 +235,31 @@ def test_hri_without_hri_msgs_is_refused_before_anything_starts(monkeypatch, cap
     assert plans.graph_plan("cpu", behaviour=True)[-1].name == "expression_reactor"
     assert main(["cpu", "--hri"]) == 2  # before rclpy starts anything
     assert "fer_ros_bringup: hri needs the ROS4HRI messages" in capsys.readouterr().err
+
+
+def test_private_mode_gives_the_pixel_nodes_alone_the_loopback_profile(monkeypatch):
+    # fer_ros_bringup --private and launch's private:=true both start from this plan.
+    from xml.etree import ElementTree
+
+    from fer_ros.bringup import graph_plan as plans
+    from fer_ros.core.profiles import FASTDDS_PROFILE_ENV, fastdds_private_profile
+
+    monkeypatch.setattr(plans, "hri_msgs_available", lambda: True)
+    plan = plans.graph_plan("loihi", behaviour=True, hri=True, private=True)
+    private = {n.name for n in plan if n.environment}
+    assert private == {"camera", "face_detection", "spike_encoding", "hri_bridge"}
+    for node in plan:
+        if node.name in private:
+            assert node.environment == {FASTDDS_PROFILE_ENV: str(fastdds_private_profile())}
+    assert {"inference", "expression_filter", "expression_reactor"} <= {n.name for n in plan}
+    assert not any(n.environment for n in plans.graph_plan("loihi"))
+    # The profile: shared memory and UDPv4 on loopback, no built-in transport besides.
+    dds = "{http://www.eprosima.com}"
+    root = ElementTree.parse(fastdds_private_profile()).getroot()
+    transports = {d.findtext(f"{dds}type"): d for d in root.iter(f"{dds}transport_descriptor")}
+    assert set(transports) == {"SHM", "UDPv4"}
+    allowed = transports["UDPv4"].find(f"{dds}interfaceWhiteList")
+    assert [a.text for a in allowed] == ["127.0.0.1"]
+    assert root.findtext(f".//{dds}useBuiltinTransports") == "false"
+    peers = root.find(f".//{dds}initialPeersList")
+    assert [a.text for a in peers.iter(f"{dds}address")] == ["127.0.0.1"]

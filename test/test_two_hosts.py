@@ -1,5 +1,6 @@
 """The graph split across two hosts: camera and face detection on the robot, inference on
-another machine, Fast DDS over UDP between them.
+another machine, Fast DDS over UDP between them; and the whole graph on the robot in
+private mode, where another host receives expressions but no frame, crop or spike train.
 
 Two network namespaces joined by a veth pair stand in for the two hosts (each with its own
 interfaces and addresses, no loopback between them). Discovery is unicast to both hosts'
@@ -10,6 +11,7 @@ Needs root and iproute2; skipped otherwise.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -50,6 +52,30 @@ print("labelled", sum(1 for a in arrays if a.expressions), flush=True)
 """
 
 
+# Everything a host on the robot's network could pick up: pixels (frames, crops, spike
+# trains, from which the crop comes back) and what private mode still lets through.
+PIXEL_TOPICS = ("image_raw", "faces", "spike_trains")
+EAVESDROPPER = """
+import json, sys, time, rclpy
+from rclpy.qos import qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from fer_msgs.msg import ExpressionArray, FaceArray, SpikeTrainArray
+rclpy.init()
+node = rclpy.create_node("offboard_eavesdropper")
+counts = {"image_raw": 0, "faces": 0, "spike_trains": 0, "expressions": 0}
+def count(topic):
+    return lambda _: counts.__setitem__(topic, counts[topic] + 1)
+node.create_subscription(Image, "image_raw", count("image_raw"), qos_profile_sensor_data)
+node.create_subscription(FaceArray, "faces", count("faces"), 100)
+node.create_subscription(SpikeTrainArray, "spike_trains", count("spike_trains"), 100)
+node.create_subscription(ExpressionArray, "expressions", count("expressions"), 100)
+end = time.monotonic() + float(sys.argv[1])
+while time.monotonic() < end:
+    rclpy.spin_once(node, timeout_sec=0.1)
+print(json.dumps(counts), flush=True)
+"""
+
+
 def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True)
 
@@ -76,6 +102,22 @@ def two_hosts():
             subprocess.run(["ip", "netns", "del", ns], capture_output=True)
 
 
+def host_env(profile_file: Path) -> dict[str, str]:
+    """Unicast discovery to both hosts, over UDP only unless a process is given its own
+    Fast DDS profile (as fer_ros_bringup --private gives the pixel-carrying nodes)."""
+    return {
+        **os.environ,
+        "ROS_DOMAIN_ID": "61",
+        "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
+        "ROS_STATIC_PEERS": f"{ROBOT_IP};{OFFBOARD_IP}",
+        "FASTDDS_DEFAULT_PROFILES_FILE": str(profile_file),
+    }
+
+
+def in_ns(ns: str, *command: str) -> list[str]:
+    return ["ip", "netns", "exec", ns, sys.executable, *command]
+
+
 def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_path: Path):
     profile_file = tmp_path / "udp_only.xml"
     profile_file.write_text(UDP_ONLY)
@@ -83,16 +125,7 @@ def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_pat
     robot_profile.write_text("/**/camera:\n  ros__parameters:\n    fps: 15.0\n")
 
     def env(_: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "ROS_DOMAIN_ID": "61",
-            "ROS_AUTOMATIC_DISCOVERY_RANGE": "SUBNET",
-            "ROS_STATIC_PEERS": f"{ROBOT_IP};{OFFBOARD_IP}",
-            "FASTDDS_DEFAULT_PROFILES_FILE": str(profile_file),
-        }
-
-    def in_ns(ns: str, *command: str) -> list[str]:
-        return ["ip", "netns", "exec", ns, sys.executable, *command]
+        return host_env(profile_file)
 
     files = ["--params-file", str(config_dir() / "common.yaml")]
     files += ["--params-file", str(config_dir() / "cpu.yaml")]
@@ -140,3 +173,46 @@ def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_pat
     labelled = int(out.split("labelled")[1])
     # 15 s at 15 FPS: most frames cross once discovery settled (the first seconds do not)
     assert labelled >= 60, out
+
+
+@pytest.mark.parametrize("private", [True, False], ids=["private", "open"])
+def test_in_private_mode_no_pixel_leaves_the_robot_but_expressions_do(
+    two_hosts, tmp_path: Path, private: bool
+):
+    # The robot's processes that keep the usual profile send over UDP as across real hosts
+    # (shared memory would reach the other namespace here, not another machine).
+    profile_file = tmp_path / "udp_only.xml"
+    profile_file.write_text(UDP_ONLY)
+    robot_profile = tmp_path / "robot.yaml"  # the loihi graph: frames, crops, spike trains
+    robot_profile.write_text(
+        (config_dir() / "loihi.yaml").read_text()
+        + "/**/camera:\n  ros__parameters:\n    fps: 15.0\n"
+    )
+    eavesdropper = subprocess.Popen(
+        in_ns(OFFBOARD, "-c", EAVESDROPPER, "30"),
+        env=host_env(profile_file),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(3)  # listening before the robot starts
+    mode = "--private" if private else "--processes"
+    robot = subprocess.run(
+        in_ns(
+            ROBOT, "-m", "fer_ros.bringup", str(robot_profile), mode, "--loop",
+            "--duration", "20", "--quiet",
+        ),
+        env=host_env(profile_file),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )  # fmt: skip
+    out, _ = eavesdropper.communicate(timeout=60)
+    assert robot.returncode == 0, robot.stderr[-2000:]
+    received = json.loads(out.strip().splitlines()[-1])
+    assert received["expressions"] > 0, received  # the robot ran and results left it
+    pixels = {topic: received[topic] for topic in PIXEL_TOPICS}
+    if private:
+        assert "private: camera, face_detection, spike_encoding" in robot.stdout
+        assert sum(pixels.values()) == 0, received
+    else:  # the same listener, the usual deployment: it does receive faces
+        assert all(pixels.values()), received

@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fer_ros.core.profiles import NODE_TYPES, graph_nodes, parameter_files, profile_path
+from fer_ros.core.profiles import (
+    FASTDDS_PROFILE_ENV,
+    NODE_TYPES,
+    fastdds_private_profile,
+    graph_nodes,
+    parameter_files,
+    profile_path,
+)
 
 LOG_LEVELS = ("debug", "info", "warn", "error", "fatal")
 
@@ -73,7 +80,19 @@ GRAPH_OPTIONS = (
         "false",
         ("true", "false"),
     ),
+    GraphOption(
+        "private",
+        "keep face pixels on this host: the nodes that carry frames, crops or spike trains "
+        "(camera, face_detection, spike_encoding, hri_bridge) talk over shared memory and "
+        "loopback only, while expressions, events, telemetry and diagnostics still reach "
+        "other hosts (fer_ros_bringup: implies --processes; see docs/deployment.md)",
+        "false",
+        ("true", "false"),
+    ),
 )
+# Nodes whose outputs carry faces: frames (image_raw), crops (faces, REP-155 cropped) and
+# spike trains (the crop comes back from spike counts with r = 0.999).
+PIXEL_NODES = ("camera", "face_detection", "spike_encoding", "hri_bridge")
 BEHAVIOUR_NODES = ("expression_filter", "expression_reactor")
 HRI_NODES = ("expression_filter", "hri_bridge")
 HRI_MSGS_MISSING = (
@@ -98,6 +117,8 @@ class NodePlan:
     parameter_files: tuple[Path, ...]  # common first, then the profile (which wins)
     overrides: Mapping[str, Any] = field(default_factory=dict)  # parameter values
     log_level: str = ""  # "" keeps ROS's default (info)
+    # Environment of the node's process beyond the inherited one (private mode's profile)
+    environment: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def fqn(self) -> str:
@@ -119,12 +140,14 @@ def graph_plan(
     log_level: str = "",
     behaviour: bool = False,
     hri: bool = False,
+    private: bool = False,
 ) -> list[NodePlan]:
     """The nodes of ``profile`` (a name or a YAML path) in graph order. ``source``
     overrides the camera's (``none`` starts no camera), ``loop`` its looping (None keeps
     the profile's); ``use_sim_time`` and ``log_level`` apply to every node; ``behaviour``
     and ``hri`` add the behaviour-side nodes after the profile's (ValueError for ``hri``
-    where hri_msgs is not importable)."""
+    where hri_msgs is not importable); ``private`` gives the nodes of PIXEL_NODES the
+    loopback-only Fast DDS profile (each node then needs a process of its own)."""
     if log_level and log_level not in LOG_LEVELS:
         raise ValueError(f"log level {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     if hri and not hri_msgs_available():
@@ -143,6 +166,10 @@ def graph_plan(
         if name == "camera":
             overrides |= {"source": source} if source else {}
             overrides |= {"loop": loop} if loop is not None else {}
+        environment = {}
+        if private and name in PIXEL_NODES:
+            # Set, not defaulted: a profile exported by the user would let pixels leave.
+            environment[FASTDDS_PROFILE_ENV] = str(fastdds_private_profile())
         plans.append(
             NodePlan(
                 name=name,
@@ -153,6 +180,7 @@ def graph_plan(
                 parameter_files=files,
                 overrides=overrides,
                 log_level=log_level,
+                environment=environment,
             )
         )
     return plans

@@ -6,7 +6,9 @@ remappings; what depends on the arguments (which profile, which nodes it has, th
 source) is a substitution resolved through :mod:`.graph_plan` at launch time, exactly as
 ``fer_ros_bringup`` plans its graph. Each pipeline node is a lifecycle node respawned by
 launch if its process dies; ``fer_ros_lifecycle_manager`` configures them in graph order,
-activates them in reverse, and brings a respawned node back to active.
+activates them in reverse, and brings a respawned node back to active. With
+``private:=true`` the nodes that carry face pixels get the loopback-only Fast DDS profile
+in their process's environment, as ``fer_ros_bringup --private`` gives it.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, graph_plan
 from fer_ros.core.paths import config_dir
 from fer_ros.core.profiles import (
     COMMON_PROFILE,
+    FASTDDS_PROFILE_ENV,
     NODE_TYPES,
     fastdds_profile,
     profile_parameters,
@@ -56,9 +59,17 @@ class _Graph(Substitution):
             return source or str(profile_parameters(profile_path(profile), "camera")["source"])
         extra = {
             option: LaunchConfiguration(option).perform(context).lower() == "true"
-            for option in ("behaviour", "hri")
+            for option in ("behaviour", "hri", "private")
         }
-        names = [node.name for node in graph_plan(profile, source or None, **extra)]
+        plan = graph_plan(profile, source or None, **extra)
+        names = [node.name for node in plan]
+        if self._fact == "fastdds_profile":  # the node's own in private mode, else the graph's
+            node = next((n for n in plan if n.name == self._node), None)
+            own = node.environment.get(FASTDDS_PROFILE_ENV) if node else None
+            graph_profile = EnvironmentVariable(
+                FASTDDS_PROFILE_ENV, default_value=str(fastdds_profile())
+            )
+            return own or graph_profile.perform(context)
         if self._fact == "has":
             return "true" if self._node in names else "false"
         return "[" + ", ".join(names) + "]"  # "nodes": a YAML list for a string array
@@ -96,10 +107,8 @@ def pipeline_launch_description(
         *graph_arguments(defaults),
         # Shared-memory transport for images unless the user chose a Fast DDS profile.
         SetEnvironmentVariable(
-            "FASTDDS_DEFAULT_PROFILES_FILE",
-            EnvironmentVariable(
-                "FASTDDS_DEFAULT_PROFILES_FILE", default_value=str(fastdds_profile())
-            ),
+            FASTDDS_PROFILE_ENV,
+            EnvironmentVariable(FASTDDS_PROFILE_ENV, default_value=str(fastdds_profile())),
         ),
     ]
     for name, node_type in NODE_TYPES.items():
@@ -125,6 +134,9 @@ def pipeline_launch_description(
                 respawn_delay=RESPAWN_DELAY_S,
                 output="screen",
                 condition=IfCondition(_Graph("has", profile_arguments, name)),
+                additional_env={
+                    FASTDDS_PROFILE_ENV: _Graph("fastdds_profile", profile_arguments, name)
+                },
             )
         )
     nodes = ParameterValue(_Graph("nodes", profile_arguments), value_type=list[str])

@@ -2,16 +2,18 @@
 
 Reads the same ``config/<profile>.yaml`` as the launch files. By default every node runs
 in this process on one multi-threaded executor; ``--processes`` starts one process per
-node instead. Either way the nodes are lifecycle nodes driven through their standard
-change_state services, and a console summary is printed once per second. The run ends
-at Ctrl-C, after ``--duration`` seconds, or when a finite source (a video file without
-looping) has been played and its last results have arrived.
+node instead (``--private`` too: it gives the pixel-carrying nodes a loopback-only Fast
+DDS profile, and a profile is per process). Either way the nodes are lifecycle nodes
+driven through their standard change_state services, and a console summary is printed
+once per second. The run ends at Ctrl-C, after ``--duration`` seconds, or when a finite
+source (a video file without looping) has been played and its last results have arrived.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -52,6 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--behaviour", action="store_true", help=options["behaviour"].help)
     parser.add_argument("--hri", action="store_true", help=options["hri"].help)
+    parser.add_argument("--private", action="store_true", help=options["private"].help)
     parser.add_argument("--processes", action="store_true", help="one process per node")
     parser.add_argument(
         "--max-restarts",
@@ -98,6 +101,7 @@ def checked_plan(args: argparse.Namespace) -> list[NodePlan]:
         log_level=args.log_level,
         behaviour=args.behaviour,
         hri=args.hri,
+        private=args.private,
     )
     check_profile_values(plan[0].parameter_files[-1], node_tables())
     return plan
@@ -113,20 +117,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fer_ros_bringup: {error}", file=sys.stderr, flush=True)
         return 2
     profile = plan[0].parameter_files[-1]
+    # A process has one Fast DDS profile: pixels kept on the host need processes of their own.
+    in_process = not (args.processes or args.private)
     use_fastdds_profile()
     budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
     rclpy.init()
     monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
-    graph = LocalGraph(plan, not args.processes, args.executor, tools=[monitor])
+    graph = LocalGraph(plan, in_process, args.executor, tools=[monitor])
     supervisor = (
-        ProcessSupervisor(plan, spawn_node, graph.manager, monitor, args.max_restarts)
-        if args.processes
-        else None
+        None
+        if in_process
+        else ProcessSupervisor(plan, spawn_node, graph.manager, monitor, args.max_restarts)
     )
     status = 0
     try:
         names = ", ".join(node.name for node in plan)
         print(f"fer_ros: {profile.stem} profile from {profile}: {names}; {budget}", flush=True)
+        if args.private:
+            private = ", ".join(n.name for n in plan if n.environment)
+            print(f"fer_ros: private: {private} on shared memory and loopback only", flush=True)
         graph.bring_up()
         if supervisor is not None:
             supervisor.start_watching()
@@ -188,7 +197,7 @@ def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:
         command += ["-p", f"{key}:={json.dumps(value)}"]  # quoted: "0" stays a string
     if plan.log_level:
         command += ["--log-level", plan.log_level]
-    return subprocess.Popen(command)
+    return subprocess.Popen(command, env={**os.environ, **plan.environment})
 
 
 def params_file_args(files: tuple[Path, ...]) -> list[str]:

@@ -20,6 +20,9 @@ import yaml
 from fer_ros.core.paths import config_dir
 
 FASTDDS_PROFILE = "fastdds_shm.xml"
+# Loopback and shared memory only: for the processes that carry face pixels (private mode)
+FASTDDS_PRIVATE_PROFILE = "fastdds_private.xml"
+FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
 COMMON_PROFILE = "common.yaml"
 NEUROMORPHIC_PROFILE = "loihi"  # the one profile that is not an edge CNN
 
@@ -169,8 +172,13 @@ def fastdds_profile() -> Path:
     return config_dir() / FASTDDS_PROFILE
 
 
+def fastdds_private_profile() -> Path:
+    """Fast DDS XML that keeps a process's topics on this host (shared memory, loopback)."""
+    return config_dir() / FASTDDS_PRIVATE_PROFILE
+
+
 def use_fastdds_profile() -> None:
     """Make this process's participants use :func:`fastdds_profile`, unless the user chose
     a profile. Call before ``rclpy.init``: over the default UDP transport, best-effort
     camera images (hundreds of kB in fragments) are often lost."""
-    os.environ.setdefault("FASTDDS_DEFAULT_PROFILES_FILE", str(fastdds_profile()))
+    os.environ.setdefault(FASTDDS_PROFILE_ENV, str(fastdds_profile()))
