@@ -48,6 +48,9 @@ from fer_ros.bringup.graph_plan import graph_plan
 from fer_ros.core.machine import cpu_isa
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS, spin_quietly
 
+# A DDS domain of its own (unless the caller chose one): another graph on the machine
+# would otherwise feed the listener its results.
+os.environ["ROS_DOMAIN_ID"] = os.environ.get("ROS_DOMAIN_ID") or str(150 + os.getpid() % 80)
 WARM_UP_S = 5.0  # after the first result: models loaded, caches warm, DDS matched
 TICKS = os.sysconf("SC_CLK_TCK")
 
