@@ -210,6 +210,15 @@ def cpu_per_frame(before: dict, after: dict, frames: int) -> None:
     print(f"  {'whole graph':<40} {total * to_ms:6.2f}  (kernel {share:.0f} %)")
 
 
+def stop_graph(graph: subprocess.Popen[bytes], stop_spinning: Callable[[], None]) -> None:
+    """Ctrl-C to the graph's process group, as a terminal sends it; then this listener."""
+    if graph.poll() is None:
+        os.killpg(graph.pid, signal.SIGINT)
+        graph.wait(timeout=30)
+    stop_spinning()
+    rclpy.try_shutdown()
+
+
 def start_graph(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "fer_ros.bringup", args.profile, "--loop", "--quiet"]
     if args.source:
@@ -256,11 +265,7 @@ def main() -> None:
         with sink.lock:
             after = {k: dict(v) for k, v in sink.diagnostics.items()}
     finally:
-        if graph.poll() is None:
-            os.killpg(graph.pid, signal.SIGINT)
-            graph.wait(timeout=30)
-        stop_spinning()
-        rclpy.try_shutdown()
+        stop_graph(graph, stop_spinning)
 
     plan = graph_plan(args.profile, args.source or None)
     published = "frames_published"

@@ -19,7 +19,7 @@ import sys
 import time
 
 import rclpy
-from bench_pipeline import Sink, process_label, process_tree, spin  # same folder
+from bench_pipeline import Sink, process_label, process_tree, spin, stop_graph  # same folder
 
 from fer_ros.bringup.graph_plan import graph_plan
 from fer_ros.core.machine import cpu_isa
@@ -73,11 +73,7 @@ def main() -> None:
                 print(f"{stage:<16} kill -9: expressions again after {back:.1f} s")
                 time.sleep(3.0)
     finally:
-        if graph.poll() is None:
-            os.killpg(graph.pid, signal.SIGINT)
-            graph.wait(timeout=30)
-        stop_spinning()
-        rclpy.try_shutdown()
+        stop_graph(graph, stop_spinning)
 
 
 if __name__ == "__main__":
