@@ -55,6 +55,22 @@ def summary_by_domain(
     return out
 
 
+def held_out_figures(
+    labels: np.ndarray,
+    pred: np.ndarray,
+    classes: tuple[str, ...],
+    domains: np.ndarray | None,
+    png: Path,
+    what: str,
+) -> dict[str, object]:
+    """:func:`summary_by_domain` of held-out predictions, its confusion matrix drawn to
+    ``png`` under a title naming ``what`` was evaluated."""
+    held = summary_by_domain(labels, pred, classes, domains)
+    title = f"{what} held-out n={held['n']} acc={held['accuracy']:.3f}"
+    save_confusion_png(np.asarray(held["confusion_matrix"]), classes, png, title)
+    return held
+
+
 def save_confusion_png(cm: np.ndarray, classes: tuple[str, ...], path: Path, title: str) -> None:
     """Row-normalised confusion matrix drawn with OpenCV (no plotting library needed)."""
     n, cell, left, top = len(classes), 56, 90, 60

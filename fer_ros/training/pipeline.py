@@ -25,7 +25,7 @@ from fer_ros.training.fit import (
     train_model,
 )
 from fer_ros.training.loihi import loihi_report
-from fer_ros.training.metrics import save_confusion_png, summary_by_domain
+from fer_ros.training.metrics import held_out_figures
 from fer_ros.training.model import ArchConfig
 from fer_ros.training.splits import (
     assert_group_disjoint,
@@ -149,16 +149,11 @@ def run(
     else:
         model = train_model(dev, cfg, s, desc="final")
     test_x = prepare(test, s)
-    held = summary_by_domain(
-        test.labels, predict_logits(model, test_x).argmax(1), ds.classes, test.domains
-    )
     out_dir.mkdir(parents=True, exist_ok=True)
     png = f"{model_id}_confusion.png"
-    save_confusion_png(
-        np.asarray(held["confusion_matrix"]),
-        ds.classes,
-        out_dir / png,
-        f"{model_id} held-out n={held['n']} acc={held['accuracy']:.3f}",
+    predicted = predict_logits(model, test_x).argmax(1)
+    held = held_out_figures(
+        test.labels, predicted, ds.classes, test.domains, out_dir / png, model_id
     )
     data_info = {
         "dataset": dataset_names(data),

@@ -37,7 +37,7 @@ from fer_ros.training.loihi_aware.train import (
     train_loihi_aware,
     train_rate,
 )
-from fer_ros.training.metrics import save_confusion_png, summary, summary_by_domain
+from fer_ros.training.metrics import held_out_figures, summary
 from fer_ros.training.model import ArchConfig
 from fer_ros.training.onnx_export import onnx_ops, save_onnx
 from fer_ros.training.pipeline import LICENCE, dataset_names, describe_layers, split_dataset
@@ -182,23 +182,20 @@ def run_card(
         extra={"cnn_spec_sha1": file_digest(out_dir / files["cnn_spec"])},
     )
     save_snn_params(params, out_dir / files["snn"])
-    held = summary_by_domain(test.labels, ref.argmax(1), ds.classes, test.domains)
     png = f"{model_id}_confusion.png"
-    save_confusion_png(
-        np.asarray(held["confusion_matrix"]),
-        ds.classes,
-        out_dir / png,
-        f"{model_id} CNN held-out n={held['n']} acc={held['accuracy']:.3f}",
+    held = held_out_figures(
+        test.labels, ref.argmax(1), ds.classes, test.domains, out_dir / png, f"{model_id} CNN"
     )
     ev = evaluate(params, spec, x_test, test.labels, params.timesteps)
     emu = emulator_predict(params, x_test, params.timesteps)
-    held_snn = summary_by_domain(test.labels, emu.predictions, ds.classes, test.domains)
     snn_png = f"{model_id}_snn_confusion.png"
-    save_confusion_png(
-        np.asarray(held_snn["confusion_matrix"]),
+    held_snn = held_out_figures(
+        test.labels,
+        emu.predictions,
         ds.classes,
+        test.domains,
         out_dir / snn_png,
-        f"{model_id} SNN (emulator) held-out n={held_snn['n']} acc={held_snn['accuracy']:.3f}",
+        f"{model_id} SNN (emulator)",
     )
     extra.update(
         {
