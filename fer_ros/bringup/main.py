@@ -11,17 +11,22 @@ looping) has been played and its last results have arrived.
 from __future__ import annotations
 
 import argparse
-import json
 import signal
 import subprocess
 import sys
 import time
 from importlib import import_module
-from pathlib import Path
 
 import rclpy
 
-from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, NodePlan, graph_plan
+from fer_ros.bringup.graph_plan import (
+    GRAPH_OPTIONS,
+    NodePlan,
+    describe_plan,
+    graph_plan,
+    plan_summary,
+    ros_arguments,
+)
 from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
@@ -74,6 +79,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no per-second summary")
     parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the resolved plan (nodes, executables, parameter files, overrides, "
+        "command lines) and exit without starting anything",
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show the traceback of a configuration error"
     )
     return parser.parse_args(argv)
@@ -112,7 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fer_ros_bringup: {error}", file=sys.stderr, flush=True)
         return 2
-    profile = plan[0].parameter_files[-1]
+    if args.plan:
+        print(describe_plan(plan), flush=True)
+        return 0
     use_fastdds_profile()
     budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
     rclpy.init()
@@ -125,8 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     status = 0
     try:
-        names = ", ".join(node.name for node in plan)
-        print(f"fer_ros: {profile.stem} profile from {profile}: {names}; {budget}", flush=True)
+        print(f"fer_ros: {plan_summary(plan)}; {budget}", flush=True)
         graph.bring_up()
         if supervisor is not None:
             supervisor.start_watching()
@@ -180,20 +192,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:
     """One planned node in a process of its own."""
-    command = [sys.executable, "-m", plan.module, "--ros-args", "-r", f"__node:={plan.name}"]
-    command += params_file_args(plan.parameter_files)
-    if plan.namespace:
-        command += ["-r", f"__ns:={plan.namespace}"]
-    for key, value in plan.overrides.items():
-        command += ["-p", f"{key}:={json.dumps(value)}"]  # quoted: "0" stays a string
-    if plan.log_level:
-        command += ["--log-level", plan.log_level]
-    return subprocess.Popen(command)
-
-
-def params_file_args(files: tuple[Path, ...]) -> list[str]:
-    """``--params-file`` for the common file, then the profile (which wins)."""
-    return [arg for file in files for arg in ("--params-file", str(file))]
+    return subprocess.Popen([sys.executable, "-m", plan.module, *ros_arguments(plan)])
 
 
 if __name__ == "__main__":
