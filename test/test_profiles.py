@@ -220,9 +220,37 @@ def test_profiles_are_the_config_files_and_the_accelerator_choices():
 def test_setup_registers_every_node_executable():
     from importlib.metadata import distribution
 
-    scripts = {e.name: e.value for e in distribution("fer_ros").entry_points}
+    from fer_ros.core import entry
+
+    scripts = {e.name: e for e in distribution("fer_ros").entry_points}
     for node in NODE_TYPES.values():
-        assert scripts[node.executable] == f"{node.module}:main"
+        main = f"{node.module}:main"
+        assert entry.target(node.executable) == main
+        assert getattr(entry, node.executable).target == main
+        # installed through fer_ros.core.entry (this setup.py) or directly (an older install)
+        loaded = scripts[node.executable].load()
+        assert getattr(loaded, "target", scripts[node.executable].value) == main
+    for executable, main in entry.TARGETS.items():
+        module, function = main.split(":")
+        assert callable(getattr(import_module(module), function)), executable
+
+
+def test_a_stop_while_an_executable_imports_is_quiet(tmp_path, monkeypatch):
+    from fer_ros.core.entry import SIGINT_EXIT, start
+
+    (tmp_path / "slow_import.py").write_text("raise KeyboardInterrupt\n")  # Ctrl-C, then
+    (tmp_path / "stopped_main.py").write_text("def main():\n    raise KeyboardInterrupt\n")
+    (tmp_path / "c_import.py").write_text(  # as rclpy's C library import reports it
+        "try:\n    raise KeyboardInterrupt\n"
+        "except KeyboardInterrupt as e:\n    raise ImportError('initialization failed') from e\n"
+    )
+    (tmp_path / "missing.py").write_text("import no_such_module_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert start("slow_import:main") == SIGINT_EXIT
+    assert start("stopped_main:main") == SIGINT_EXIT
+    assert start("c_import:main") == SIGINT_EXIT
+    with pytest.raises(ImportError):  # a real import error is not hidden
+        start("missing:main")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
