@@ -129,16 +129,19 @@ def main(argv: list[str] | None = None) -> int:
     use_fastdds_profile()
     budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
     rclpy.init()
-    monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
-    graph = LocalGraph(plan, not args.processes, args.executor, tools=[monitor])
-    supervisor = (
-        ProcessSupervisor(plan, spawn_node, graph.manager, monitor, args.max_restarts)
-        if args.processes
-        else None
-    )
-    status = 0
-    try:
+    monitor: PipelineMonitor | None = None
+    graph: LocalGraph | None = None
+    supervisor: ProcessSupervisor | None = None
+    status, report = 0, True
+    try:  # from here a signal at any moment is a stop: nothing escapes the finally below
+        monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
+        graph = LocalGraph(plan, not args.processes, args.executor, tools=[monitor])
         print(f"fer_ros: {plan_summary(plan)}; {budget}", flush=True)
+        if args.processes:
+            supervisor = ProcessSupervisor(
+                plan, spawn_node, graph.manager, monitor, args.max_restarts
+            )
+            supervisor.start()
         graph.bring_up()
         if supervisor is not None:
             supervisor.start_watching()
@@ -153,46 +156,41 @@ def main(argv: list[str] | None = None) -> int:
                     status = 1
                     break
             time.sleep(0.1)
-        print(monitor.final_report(), flush=True)
         if monitor.stream_ended and monitor.camera_frames == 0:
             print("fer_ros_bringup: the source yielded no frame", file=sys.stderr, flush=True)
             status = 1
     except LifecycleError as error:
         if rclpy.ok():
             print(f"fer_ros: {error}", file=sys.stderr, flush=True)
-            status = 1
-        else:  # a signal stopped the run during bring-up: a stop, not a failure
-            print(monitor.final_report(), flush=True)
+            status, report = 1, False
+        # else a signal stopped the run during bring-up: a stop, not a failure
     except KeyboardInterrupt:
-        print(monitor.final_report(), flush=True)  # Ctrl-C is how a camera or replay run ends
+        pass  # Ctrl-C is how a camera or replay run ends
     except Exception:
         if rclpy.ok():
+            report = False
             raise
         # SIGTERM (or Ctrl-C) shut the context down in the middle of bring-up: a stop
-        print(monitor.final_report(), flush=True)
     finally:
         # Clean up whatever else arrives: Ctrl-C reaches the whole process group, and a
         # second signal in the middle of closing would abort the C++ side mid-destroy.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        processes = [] if supervisor is None else supervisor.processes
+        if monitor is not None and report:
+            print(monitor.final_report(), flush=True)
         if supervisor is not None:
-            supervisor.close()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        graph.close()
+            supervisor.close()  # ends its children, started so far
+        if graph is not None:
+            graph.close()
         rclpy.try_shutdown()
     return status
 
 
 def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:
-    """One planned node in a process of its own."""
-    return subprocess.Popen([sys.executable, "-m", plan.module, *ros_arguments(plan)])
+    """One planned node in a process of its own, started as its executable is (through
+    fer_ros.core.entry: a stop while it still imports ends it quietly)."""
+    command = [sys.executable, "-m", "fer_ros.core.entry", plan.executable]
+    return subprocess.Popen([*command, *ros_arguments(plan)])
 
 
 if __name__ == "__main__":
