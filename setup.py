@@ -40,11 +40,18 @@ setup(
     license="Apache-2.0",
     entry_points={
         "console_scripts": [
-            *(f"{node} = {PACKAGE}.nodes.{node}:main" for node in NODES),
-            f"fer_ros_bringup = {PACKAGE}.bringup.main:main",
-            f"fer_ros_record = {PACKAGE}.bringup.bag_cli:record_main",
-            f"fer_ros_replay = {PACKAGE}.bringup.bag_cli:replay_main",
-            f"fer_ros_lifecycle_manager = {PACKAGE}.bringup.lifecycle_manager:main",
+            # ROS executables start through core.entry: a Ctrl-C while they still import
+            # ends them quietly (entry.target() names each one's main)
+            *(
+                f"{executable} = {PACKAGE}.core.entry:{executable}"
+                for executable in (
+                    *NODES,
+                    "fer_ros_bringup",
+                    "fer_ros_record",
+                    "fer_ros_replay",
+                    "fer_ros_lifecycle_manager",
+                )
+            ),
             # the comparison rebuilds the cards' held-out split: needs the [train] extra
             f"fer_ros_compare = {PACKAGE}.compare.cli:main",
             # training, search and export need the [train] extra

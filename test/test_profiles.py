@@ -59,24 +59,83 @@ def test_loihi_profile_encodes_spikes_and_edge_profiles_do_not():
             assert "spike_encoding" not in profile_nodes(profile_path(profile))
 
 
-@pytest.mark.skipif(
+needs_launch = pytest.mark.skipif(
     importlib.util.find_spec("launch_ros") is None,
     reason="launch_ros is part of a ROS 2 install; not installable from PyPI",
 )
-@pytest.mark.parametrize("launch_file", ["loihi.launch.py", "edge.launch.py"])
-def test_launch_files_build_their_description(launch_file):
+
+
+def launch_description(launch_file: str):
     spec = importlib.util.spec_from_file_location(
         "launch_file", share_dir() / "launch" / launch_file
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    description = module.generate_launch_description()
+    return module.generate_launch_description()
+
+
+@needs_launch
+@pytest.mark.parametrize("launch_file", ["loihi.launch.py", "edge.launch.py"])
+def test_launch_files_build_their_description(launch_file):
+    description = launch_description(launch_file)
     names = {a.name for a in description.get_launch_arguments()}
     assert {"profile", "source", "namespace", "loop", "use_sim_time", "log_level"} <= names
     executables = {getattr(e, "node_executable", None) for e in description.entities}
     assert {n.executable for n in NODE_TYPES.values()} | {"fer_ros_lifecycle_manager"} <= (
         executables
     )
+
+
+@needs_launch
+def test_launch_print_shows_parameter_files_and_which_nodes_start():
+    # What ros2 launch -p prints (ros2launch's print_a_launch_file calls exactly this)
+    from launch import LaunchIntrospector
+
+    text = LaunchIntrospector().format_launch_description(launch_description("loihi.launch.py"))
+    common, loihi = share_dir() / "config" / "common.yaml", profile_path("loihi")
+    assert f"with the defaults (loihi) {', '.join(profile_nodes(loihi))};" in text
+    for node in NODE_TYPES.values():
+        line = next(x for x in text.splitlines() if f"exec='{node.executable}'" in x)
+        assert f"'--params-file', '{common}', '--params-file', ProfileYaml(" in line
+        assert f"default {loihi})" in line
+
+
+@needs_launch
+def test_launch_resolves_the_same_plan_as_bringup(monkeypatch):
+    from launch import LaunchContext
+    from launch.actions import LogInfo
+    from launch.substitutions import LocalSubstitution
+    from launch.utilities import perform_substitutions
+    from launch_ros.actions import Node
+
+    from fer_ros.bringup import graph_plan as plans
+
+    monkeypatch.setattr(plans, "hri_msgs_available", lambda: True)
+    description = launch_description("edge.launch.py")
+    context = LaunchContext()
+    for argument in description.get_launch_arguments():
+        value = perform_substitutions(context, argument.default_value)
+        context.launch_configurations[argument.name] = value
+    context.launch_configurations.update({"accelerator": "coral", "hri": "true"})
+    plan = plans.graph_plan("coral", hri=True)
+    started = []
+    for entity in description.entities:
+        if isinstance(entity, LogInfo):
+            assert perform_substitutions(context, entity.msg).startswith(
+                f"fer_ros: {plans.plan_summary(plan)}"
+            )
+        condition = getattr(entity, "condition", None)
+        if isinstance(entity, Node) and (condition is None or condition.evaluate(context)):
+            started.append(entity.node_executable)
+            command = [  # the node's name is launch_ros's own local variable, set at start
+                perform_substitutions(context, part)
+                for part in entity.cmd[1:]
+                if not any(isinstance(s, LocalSubstitution) for s in part)
+            ]
+            files = [str(f) for f in plan[0].parameter_files]
+            if entity.node_executable != "fer_ros_lifecycle_manager":
+                assert command[3:7] == ["--params-file", files[0], "--params-file", files[1]]
+    assert started == [n.executable for n in plan] + ["fer_ros_lifecycle_manager"]
 
 
 def test_readme_parameter_tables_match_the_nodes():
@@ -161,9 +220,37 @@ def test_profiles_are_the_config_files_and_the_accelerator_choices():
 def test_setup_registers_every_node_executable():
     from importlib.metadata import distribution
 
-    scripts = {e.name: e.value for e in distribution("fer_ros").entry_points}
+    from fer_ros.core import entry
+
+    scripts = {e.name: e for e in distribution("fer_ros").entry_points}
     for node in NODE_TYPES.values():
-        assert scripts[node.executable] == f"{node.module}:main"
+        main = f"{node.module}:main"
+        assert entry.target(node.executable) == main
+        assert getattr(entry, node.executable).target == main
+        # installed through fer_ros.core.entry (this setup.py) or directly (an older install)
+        loaded = scripts[node.executable].load()
+        assert getattr(loaded, "target", scripts[node.executable].value) == main
+    for executable, main in entry.TARGETS.items():
+        module, function = main.split(":")
+        assert callable(getattr(import_module(module), function)), executable
+
+
+def test_a_stop_while_an_executable_imports_is_quiet(tmp_path, monkeypatch):
+    from fer_ros.core.entry import SIGINT_EXIT, start
+
+    (tmp_path / "slow_import.py").write_text("raise KeyboardInterrupt\n")  # Ctrl-C, then
+    (tmp_path / "stopped_main.py").write_text("def main():\n    raise KeyboardInterrupt\n")
+    (tmp_path / "c_import.py").write_text(  # as rclpy's C library import reports it
+        "try:\n    raise KeyboardInterrupt\n"
+        "except KeyboardInterrupt as e:\n    raise ImportError('initialization failed') from e\n"
+    )
+    (tmp_path / "missing.py").write_text("import no_such_module_here\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert start("slow_import:main") == SIGINT_EXIT
+    assert start("stopped_main:main") == SIGINT_EXIT
+    assert start("c_import:main") == SIGINT_EXIT
+    with pytest.raises(ImportError):  # a real import error is not hidden
+        start("missing:main")
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -263,3 +350,18 @@ def test_private_mode_gives_the_pixel_nodes_alone_the_loopback_profile(monkeypat
     assert root.findtext(f".//{dds}useBuiltinTransports") == "false"
     peers = root.find(f".//{dds}initialPeersList")
     assert [a.text for a in peers.iter(f"{dds}address")] == ["127.0.0.1"]
+
+
+def test_bringup_prints_the_resolved_plan_without_starting_anything(capsys):
+    from fer_ros.bringup.graph_plan import graph_plan, ros_arguments
+    from fer_ros.bringup.main import main
+
+    assert main(["cpu", "--source", "0", "--namespace", "robot", "--plan"]) == 0
+    text = capsys.readouterr().out
+    plan = graph_plan("cpu", source="0", namespace="robot")
+    for node in plan:
+        assert f"{node.fqn}: {node.executable} ({node.module}." in text
+        assert str(node.parameter_files[0]) in text and str(node.parameter_files[1]) in text
+    camera = ros_arguments(plan[0])
+    assert camera[camera.index("-p") + 1] == 'source:="0"'  # a string, not the int 0
+    assert 'fer_ros_lifecycle_manager --ros-args -p \'nodes:=["camera",' in text

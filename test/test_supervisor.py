@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # a whole graph in four processes
 
 
 def children(pid: int) -> dict[str, int]:
-    """Child pid by the node module it runs (``fer_ros.nodes.<name>_node``)."""
+    """Child pid by the node executable it runs (``-m fer_ros.core.entry <name>_node``)."""
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -33,8 +33,8 @@ def children(pid: int) -> dict[str, int]:
         except OSError:
             continue
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        if ppid == pid and len(cmdline) > 2 and cmdline[1] == b"-m":
-            found[cmdline[2].decode().rsplit(".", 1)[-1]] = int(entry.name)
+        if ppid == pid and cmdline[1:3] == [b"-m", b"fer_ros.core.entry"]:
+            found[cmdline[3].decode()] = int(entry.name)
     return found
 
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from fer_ros.bringup.main import main
+from fer_ros.core.entry import start, target
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(start(target("fer_ros_bringup")))

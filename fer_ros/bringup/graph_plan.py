@@ -9,6 +9,8 @@ everywhere.
 from __future__ import annotations
 
 import importlib.util
+import json
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -194,6 +196,56 @@ def configure_order(plan: list[NodePlan]) -> list[str]:
 def activate_order(plan: list[NodePlan]) -> list[str]:
     """Reverse graph order, so no stage publishes into one that is not listening yet."""
     return [node.fqn for node in reversed(plan)]
+
+
+def ros_arguments(node: NodePlan) -> list[str]:
+    """The node's ROS arguments: what ``--processes`` starts it with, and what launch
+    passes (launch adds the same name, files and overrides through its own actions)."""
+    arguments = ["--ros-args", "-r", f"__node:={node.name}"]
+    arguments += [a for file in node.parameter_files for a in ("--params-file", str(file))]
+    if node.namespace:
+        arguments += ["-r", f"__ns:={node.namespace}"]
+    for key, value in node.overrides.items():
+        arguments += ["-p", f"{key}:={json.dumps(value)}"]  # quoted: "0" stays a string
+    if node.log_level:
+        arguments += ["--log-level", node.log_level]
+    return arguments
+
+
+def plan_summary(plan: list[NodePlan]) -> str:
+    """One line: the profile, its file and the nodes (launch logs it, bringup prints it)."""
+    profile = plan[0].parameter_files[-1]
+    return f"{profile.stem} profile from {profile}: {', '.join(n.name for n in plan)}"
+
+
+def manager_arguments(plan: list[NodePlan]) -> list[str]:
+    """``fer_ros_lifecycle_manager``'s ROS arguments for this plan (names in its namespace)."""
+    arguments = ["--ros-args", "-p", f"nodes:={json.dumps([n.name for n in plan])}"]
+    if plan[0].namespace:
+        arguments += ["-r", f"__ns:={plan[0].namespace}"]
+    return arguments
+
+
+def describe_plan(plan: list[NodePlan]) -> str:
+    """The resolved plan as text, nothing started (``fer_ros_bringup --plan``): per node
+    its executable, parameter files and overrides, and the commands that start the same
+    graph one process per node."""
+    lines = [f"fer_ros: {plan_summary(plan)}"]
+    for node in plan:
+        lines.append(f"{node.fqn}: {node.executable} ({node.module}.{node.class_name})")
+        files = ", ".join(str(f) for f in node.parameter_files)
+        lines.append(f"    parameter files (later wins): {files}")
+        if node.overrides:
+            values = ", ".join(f"{k}={json.dumps(v)}" for k, v in node.overrides.items())
+            lines.append(f"    overrides: {values}")
+        lines.append(f"    log level: {node.log_level or 'info'}")
+        command = shlex.join([node.executable, *ros_arguments(node)])
+        lines.append(f"    command: ros2 run fer_ros {command}")
+    order = ", ".join(configure_order(plan))
+    manager = shlex.join(["fer_ros_lifecycle_manager", *manager_arguments(plan)])
+    lines.append(f"configured in this order, activated in reverse ({order}) by:")
+    lines.append(f"    ros2 run fer_ros {manager}")
+    return "\n".join(lines)
 
 
 def node_plan(profile: str | Path, name: str, namespace: str = "") -> NodePlan:

@@ -202,31 +202,37 @@ def main(args: list[str] | None = None) -> None:
 
     from fer_ros.nodes.executors import make_executor, spin_in_background
 
-    try:
-        rclpy.init(args=args)
-        manager = LifecycleManager()
-    except KeyboardInterrupt:  # a stop before there was anything to stop
-        rclpy.try_shutdown()
-        return
+    rclpy.init(args=args)
+    # The executor first: made once a signal shut the context down, rclpy's Executor fails
+    # in __init__ and then prints a second traceback from __del__.
     executor = make_executor()
-    executor.add_node(manager)
-    spinner = spin_in_background(executor)
+    manager: LifecycleManager | None = None
+    spinner = None
     stop = threading.Event()
     try:
+        manager = LifecycleManager()
+        executor.add_node(manager)
+        spinner = spin_in_background(executor)
         manager.bring_up()
         manager.get_logger().info(f"all active: {', '.join(manager.node_fqns)}")
         manager.supervise(stop)
-    except LifecycleError as error:
-        if rclpy.ok():  # a real failure; after SIGINT/SIGTERM it is only the stop
-            manager.get_logger().error(str(error))
-            raise SystemExit(1) from error
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except (LifecycleError, ValueError) as error:  # ValueError: no nodes to manage
+        if rclpy.ok():  # a real failure; after SIGINT/SIGTERM it is only the stop
+            rclpy.logging.get_logger("fer_ros_lifecycle_manager").error(str(error))
+            raise SystemExit(1) from error
+    except Exception:
+        if rclpy.ok():
+            raise
+        # else a signal shut the context down while the manager was being made: a stop
     finally:
         stop.set()
         executor.shutdown()
-        spinner.join(timeout=5)
-        manager.destroy_node()
+        if spinner is not None:
+            spinner.join(timeout=5)
+        if manager is not None:
+            manager.destroy_node()
         rclpy.try_shutdown()
 
 

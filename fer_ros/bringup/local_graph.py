@@ -47,13 +47,15 @@ class LocalGraph:
         tools: Sequence[Node] = (),
     ) -> None:
         self.plan = list(plan)
+        # Executors first: made after a signal shut the context down, rclpy's Executor
+        # fails in __init__ and then prints a second traceback from __del__.
+        self._pipeline = make_executor(executor)
+        self._side = make_executor("single")
         self.nodes = {p.name: create_node(p) for p in self.plan} if in_process else {}
         self.manager = LifecycleManager([p.fqn for p in self.plan])
         if self.plan and self.plan[0].log_level:  # the graph's level is the manager's too
             self.manager.get_logger().set_level(LoggingSeverity[self.plan[0].log_level.upper()])
         self._tools = [self.manager, *tools]
-        self._pipeline = make_executor(executor)
-        self._side = make_executor("single")
         for node in self.nodes.values():
             self._pipeline.add_node(node)
         for node in self._tools:

@@ -12,18 +12,23 @@ source (a video file without looping) has been played and its last results have 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from importlib import import_module
-from pathlib import Path
 
 import rclpy
 
-from fer_ros.bringup.graph_plan import GRAPH_OPTIONS, NodePlan, graph_plan
+from fer_ros.bringup.graph_plan import (
+    GRAPH_OPTIONS,
+    NodePlan,
+    describe_plan,
+    graph_plan,
+    plan_summary,
+    ros_arguments,
+)
 from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
@@ -77,6 +82,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quiet", action="store_true", help="no per-second summary")
     parser.add_argument(
+        "--plan",
+        action="store_true",
+        help="print the resolved plan (nodes, executables, parameter files, overrides, "
+        "command lines) and exit without starting anything",
+    )
+    parser.add_argument(
         "--debug", action="store_true", help="show the traceback of a configuration error"
     )
     return parser.parse_args(argv)
@@ -116,26 +127,30 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"fer_ros_bringup: {error}", file=sys.stderr, flush=True)
         return 2
-    profile = plan[0].parameter_files[-1]
+    if args.plan:
+        print(describe_plan(plan), flush=True)
+        return 0
     # A process has one Fast DDS profile: pixels kept on the host need processes of their own.
     in_process = not (args.processes or args.private)
     use_fastdds_profile()
     budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
     rclpy.init()
-    monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
-    graph = LocalGraph(plan, in_process, args.executor, tools=[monitor])
-    supervisor = (
-        None
-        if in_process
-        else ProcessSupervisor(plan, spawn_node, graph.manager, monitor, args.max_restarts)
-    )
-    status = 0
-    try:
-        names = ", ".join(node.name for node in plan)
-        print(f"fer_ros: {profile.stem} profile from {profile}: {names}; {budget}", flush=True)
+    monitor: PipelineMonitor | None = None
+    graph: LocalGraph | None = None
+    supervisor: ProcessSupervisor | None = None
+    status, report = 0, True
+    try:  # from here a signal at any moment is a stop: nothing escapes the finally below
+        monitor = PipelineMonitor(namespace=plan[0].namespace, quiet=args.quiet)
+        graph = LocalGraph(plan, in_process, args.executor, tools=[monitor])
+        print(f"fer_ros: {plan_summary(plan)}; {budget}", flush=True)
         if args.private:
             private = ", ".join(n.name for n in plan if n.environment)
             print(f"fer_ros: private: {private} on shared memory and loopback only", flush=True)
+        if not in_process:
+            supervisor = ProcessSupervisor(
+                plan, spawn_node, graph.manager, monitor, args.max_restarts
+            )
+            supervisor.start()
         graph.bring_up()
         if supervisor is not None:
             supervisor.start_watching()
@@ -150,59 +165,43 @@ def main(argv: list[str] | None = None) -> int:
                     status = 1
                     break
             time.sleep(0.1)
-        print(monitor.final_report(), flush=True)
         if monitor.stream_ended and monitor.camera_frames == 0:
             print("fer_ros_bringup: the source yielded no frame", file=sys.stderr, flush=True)
             status = 1
     except LifecycleError as error:
         if rclpy.ok():
             print(f"fer_ros: {error}", file=sys.stderr, flush=True)
-            status = 1
-        else:  # a signal stopped the run during bring-up: a stop, not a failure
-            print(monitor.final_report(), flush=True)
+            status, report = 1, False
+        # else a signal stopped the run during bring-up: a stop, not a failure
     except KeyboardInterrupt:
-        print(monitor.final_report(), flush=True)  # Ctrl-C is how a camera or replay run ends
+        pass  # Ctrl-C is how a camera or replay run ends
     except Exception:
         if rclpy.ok():
+            report = False
             raise
         # SIGTERM (or Ctrl-C) shut the context down in the middle of bring-up: a stop
-        print(monitor.final_report(), flush=True)
     finally:
         # Clean up whatever else arrives: Ctrl-C reaches the whole process group, and a
         # second signal in the middle of closing would abort the C++ side mid-destroy.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        processes = [] if supervisor is None else supervisor.processes
+        if monitor is not None and report:
+            print(monitor.final_report(), flush=True)
         if supervisor is not None:
-            supervisor.close()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        graph.close()
+            supervisor.close()  # ends its children, started so far
+        if graph is not None:
+            graph.close()
         rclpy.try_shutdown()
     return status
 
 
 def spawn_node(plan: NodePlan) -> subprocess.Popen[bytes]:
-    """One planned node in a process of its own."""
-    command = [sys.executable, "-m", plan.module, "--ros-args", "-r", f"__node:={plan.name}"]
-    command += params_file_args(plan.parameter_files)
-    if plan.namespace:
-        command += ["-r", f"__ns:={plan.namespace}"]
-    for key, value in plan.overrides.items():
-        command += ["-p", f"{key}:={json.dumps(value)}"]  # quoted: "0" stays a string
-    if plan.log_level:
-        command += ["--log-level", plan.log_level]
-    return subprocess.Popen(command, env={**os.environ, **plan.environment})
-
-
-def params_file_args(files: tuple[Path, ...]) -> list[str]:
-    """``--params-file`` for the common file, then the profile (which wins)."""
-    return [arg for file in files for arg in ("--params-file", str(file))]
+    """One planned node in a process of its own, started as its executable is (through
+    fer_ros.core.entry: a stop while it still imports ends it quietly); in private mode
+    with the Fast DDS profile the plan gives it."""
+    command = [sys.executable, "-m", "fer_ros.core.entry", plan.executable]
+    environment = {**os.environ, **plan.environment}
+    return subprocess.Popen([*command, *ros_arguments(plan)], env=environment)
 
 
 if __name__ == "__main__":

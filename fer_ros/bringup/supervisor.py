@@ -60,7 +60,8 @@ class ProcessSupervisor:
         self._manager = manager
         self._max_restarts = max_restarts
         self._answer_timeout_s = answer_timeout_s
-        self.stages = [Stage(plan, spawn(plan)) for plan in plans]
+        self._plans = list(plans)
+        self.stages: list[Stage] = []  # started so far: close() ends exactly these
         self._log = reporter.get_logger()
         self._diagnostics = reporter.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._reporter = reporter
@@ -73,6 +74,11 @@ class ProcessSupervisor:
     @property
     def processes(self) -> list[subprocess.Popen[bytes]]:
         return [s.process for s in self.stages]
+
+    def start(self) -> None:
+        """Start every stage's process, one by one, so a stop in between leaves none behind."""
+        for plan in self._plans:
+            self.stages.append(Stage(plan, self._spawn(plan)))
 
     def start_watching(self) -> None:
         """After bring-up: from now on a stage that does not answer is stale."""
@@ -132,8 +138,13 @@ class ProcessSupervisor:
             for stage in self.stages:
                 if stage.down_since is not None or stage.process.poll() is not None:
                     continue
-                state = self._manager.state_of(stage.plan.fqn, self._answer_timeout_s)
-                if self._stop.is_set() or not self._manager.context.ok():
+                try:
+                    state = self._manager.state_of(stage.plan.fqn, self._answer_timeout_s)
+                except Exception:  # rclpy's "context is invalid" once a signal stopped it
+                    if self._stopping():
+                        return
+                    raise
+                if self._stopping():
                     return  # shutting down: no answer is expected any more
                 with self._lock:
                     if state is None and not stage.stale:
@@ -144,6 +155,9 @@ class ProcessSupervisor:
                     elif state is not None and stage.stale:
                         stage.stale = False
                         self._log.info(f"stage {stage.plan.name} answers again")
+
+    def _stopping(self) -> bool:
+        return self._stop.is_set() or not self._manager.context.ok()
 
     def _publish(self) -> None:
         msg = DiagnosticArray()
@@ -163,7 +177,18 @@ class ProcessSupervisor:
                 msg.status.append(status)
         self._diagnostics.publish(msg)
 
-    def close(self) -> None:
+    def close(self, wait_s: float = 10.0) -> None:
+        """Stop watching, then end every child: SIGTERM (each stops cleanly), SIGKILL after
+        ``wait_s``."""
         self._stop.set()
         if self._health.is_alive():
             self._health.join(timeout=5)
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=wait_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

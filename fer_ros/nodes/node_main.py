@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import rclpy
+from rclpy.executors import ExternalShutdownException
 from rclpy.utilities import remove_ros_args
 
 from fer_ros.core.options import Param
@@ -32,24 +33,32 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
     use_fastdds_profile()
     budget = apply_thread_budget()
     rclpy.init(args=args)
+    # The executor first: made once the context is shut down, rclpy's Executor fails in
+    # __init__ and then prints a second traceback from __del__.
+    executor = make_executor()
+    node: PipelineNode | None = None
     try:
         node = node_class()
-    except Exception as error:  # e.g. a parameter of the wrong type in a profile
-        rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {error}")
-        rclpy.try_shutdown()
-        raise SystemExit(1) from error
-    node.get_logger().info(budget)
-    executor = make_executor()
-    executor.add_node(node)
-    try:
+        if rclpy.ok():  # after a stop the line could not reach /rosout: rcl says so
+            node.get_logger().info(budget)
+        executor.add_node(node)
         spin_quietly(executor)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass  # SIGINT / SIGTERM while the node was being made: a stop
+    except Exception as error:
+        if rclpy.ok():  # e.g. a parameter of the wrong type in a profile
+            rclpy.logging.get_logger(node_class.__name__).fatal(f"cannot start: {error}")
+            raise SystemExit(1) from error
+        # else a signal shut ROS down while the node was being made: a stop, not a failure
     finally:
         # Finish cleaning up even if another SIGINT arrives: Ctrl-C in a terminal reaches the
         # whole process group and a non-interactive ros2 launch then sends its own as well.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        node.release()
+        if node is not None:
+            node.release()
         executor.shutdown()
-        node.destroy_node()
+        if node is not None:
+            node.destroy_node()
         rclpy.try_shutdown()
 
 
