@@ -79,9 +79,14 @@ class CaptureSource:
 
 
 class FolderSource:
-    """Images of a folder in name order."""
+    """Images of a folder in name order.
 
-    def __init__(self, folder: Path) -> None:
+    Decoded images are kept (read-only) while they fit in ``cache_bytes``, so a looping
+    folder decodes each file once: decoding a 1000 px JPEG took ~5 ms a frame, a sixth
+    of the camera's budget at 30 FPS, for the same pixels every loop.
+    """
+
+    def __init__(self, folder: Path, cache_bytes: int = 256 << 20) -> None:
         self.description = f"images in {folder}"
         self.is_live = False
         self.native_fps = 0.0
@@ -89,12 +94,21 @@ class FolderSource:
         if not self._files:
             raise SourceError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {folder}")
         self._index = 0
+        self._decoded: dict[int, np.ndarray] = {}
+        self._room = cache_bytes
 
     def read(self) -> np.ndarray | None:
         # Unreadable files are skipped; the stream ends after the last file.
         while self._index < len(self._files):
-            frame = cv2.imread(str(self._files[self._index]), cv2.IMREAD_COLOR)
+            index = self._index
             self._index += 1
+            frame = self._decoded.get(index)
+            if frame is None:
+                frame = cv2.imread(str(self._files[index]), cv2.IMREAD_COLOR)
+                if frame is not None and frame.nbytes <= self._room:
+                    frame.flags.writeable = False  # shared by every loop
+                    self._decoded[index] = frame
+                    self._room -= frame.nbytes
             if frame is not None:
                 return frame
         return None
