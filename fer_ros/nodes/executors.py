@@ -12,9 +12,11 @@ for good while it spun.
 
 from __future__ import annotations
 
+import signal
 import threading
 from typing import Any
 
+import rclpy
 from rclpy.executors import (
     ExternalShutdownException,
     MultiThreadedExecutor,
@@ -35,6 +37,32 @@ def make_executor(kind: str = DEFAULT_EXECUTOR) -> SingleThreadedExecutor | Mult
     if kind == "multi":
         return MultiThreadedExecutor(num_threads=MULTI_THREADS)
     raise ValueError(f"unknown executor {kind!r}; use one of {', '.join(EXECUTORS)}")
+
+
+_rclpy_handles_sigint = threading.Event()
+
+
+def _sigint(signum: int, frame: Any) -> None:
+    """Python's SIGINT handler: a KeyboardInterrupt only until rclpy.init has returned."""
+    if not _rclpy_handles_sigint.is_set():
+        raise KeyboardInterrupt
+
+
+def init_rclpy(args: list[str] | None = None) -> None:
+    """``rclpy.init``, after which Ctrl-C raises no KeyboardInterrupt.
+
+    rclpy's own SIGINT handler shuts the context down (spinning then ends with
+    ExternalShutdownException) and then calls the Python handler installed before it, by
+    default one that raises KeyboardInterrupt in the main thread wherever it is: half-way
+    through constructing an rclpy Task, that printed "Exception ignored in Future.__del__
+    ... AttributeError: 'Task' object has no attribute '_exception'" at exit (1 Ctrl-C in
+    10 under ros2 launch). The handler installed here raises only before rclpy.init has
+    returned, when nothing else would stop the process. It must be installed before
+    rclpy.init: signal.signal afterwards would replace rclpy's handler."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, _sigint)
+    rclpy.init(args=args)
+    _rclpy_handles_sigint.set()
 
 
 def spin_in_background(executor: Any, name: str = "executor") -> threading.Thread:

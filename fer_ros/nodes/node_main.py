@@ -16,7 +16,7 @@ from rclpy.utilities import remove_ros_args
 from fer_ros.core.options import Param
 from fer_ros.core.profiles import use_fastdds_profile
 from fer_ros.core.threads import apply_thread_budget
-from fer_ros.nodes.executors import make_executor, spin_quietly
+from fer_ros.nodes.executors import init_rclpy, make_executor, spin_quietly
 from fer_ros.nodes.pipeline_base import PipelineNode
 
 HELP_FLAGS = ("-h", "--help")
@@ -32,7 +32,7 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
         return
     use_fastdds_profile()
     budget = apply_thread_budget()
-    rclpy.init(args=args)
+    init_rclpy(args)  # from here Ctrl-C shuts ROS down without a KeyboardInterrupt
     # The executor first: made once the context is shut down, rclpy's Executor fails in
     # __init__ and then prints a second traceback from __del__.
     executor = make_executor()
