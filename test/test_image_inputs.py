@@ -55,8 +55,12 @@ def labels(arrays: list[FaceArray]) -> list[str]:
 
 
 def detect(ros, frames: dict[str, Image | CompressedImage], **parameters) -> dict[str, FaceArray]:
-    """Each frame through one face detection node; its FaceArray by frame_id."""
-    detector = make_node(ros, FaceDetectionNode, **parameters)
+    """Each frame through one face detection node; its FaceArray by frame_id.
+
+    Every frame gets the full detector (``detect_every: 1``): following a face makes a
+    frame's crop depend on the frames before it, and here each frame is the same picture
+    in another encoding, compared with the others."""
+    detector = make_node(ros, FaceDetectionNode, detect_every=1, **parameters)
     start(detector)
     probe = Probe(ros, "inputs_probe")
     faces = probe.listen("faces", FaceArray)

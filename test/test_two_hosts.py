@@ -39,15 +39,15 @@ UDP_ONLY = """<?xml version="1.0" encoding="UTF-8"?>
 </profiles></dds>
 """
 LISTENER = """
-import sys, time, rclpy
+import select, sys, time, rclpy
 from fer_msgs.msg import ExpressionArray
 rclpy.init()
 node = rclpy.create_node("offboard_listener")
 arrays = []
 node.create_subscription(ExpressionArray, "expressions", arrays.append, 100)
 end = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end:
-    rclpy.spin_once(node, timeout_sec=0.1)
+while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
+    rclpy.spin_once(node, timeout_sec=0.1)  # until the test closes stdin, or the deadline
 print("labelled", sum(1 for a in arrays if a.expressions), flush=True)
 """
 
@@ -56,7 +56,7 @@ print("labelled", sum(1 for a in arrays if a.expressions), flush=True)
 # trains, from which the crop comes back) and what private mode still lets through.
 PIXEL_TOPICS = ("image_raw", "faces", "spike_trains")
 EAVESDROPPER = """
-import json, sys, time, rclpy
+import json, select, sys, time, rclpy
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
 from fer_msgs.msg import ExpressionArray, FaceArray, SpikeTrainArray
@@ -70,8 +70,8 @@ node.create_subscription(FaceArray, "faces", count("faces"), 100)
 node.create_subscription(SpikeTrainArray, "spike_trains", count("spike_trains"), 100)
 node.create_subscription(ExpressionArray, "expressions", count("expressions"), 100)
 end = time.monotonic() + float(sys.argv[1])
-while time.monotonic() < end:
-    rclpy.spin_once(node, timeout_sec=0.1)
+while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
+    rclpy.spin_once(node, timeout_sec=0.1)  # until the test closes stdin, or the deadline
 print(json.dumps(counts), flush=True)
 """
 
@@ -147,8 +147,9 @@ def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_pat
         ),
     ]  # fmt: skip
     listener = subprocess.Popen(
-        in_ns(OFFBOARD, "-c", LISTENER, "26"),
+        in_ns(OFFBOARD, "-c", LISTENER, "60"),
         env=env(OFFBOARD),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -164,7 +165,8 @@ def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_pat
         timeout=120,
     )  # fmt: skip
     try:
-        out, _ = listener.communicate(timeout=60)
+        time.sleep(1.0)  # the last results in flight
+        out, _ = listener.communicate(input="", timeout=60)  # EOF: the listener reports
     finally:
         for process in offboard:
             process.terminate()
@@ -189,8 +191,9 @@ def test_in_private_mode_no_pixel_leaves_the_robot_but_expressions_do(
         + "/**/camera:\n  ros__parameters:\n    fps: 15.0\n"
     )
     eavesdropper = subprocess.Popen(
-        in_ns(OFFBOARD, "-c", EAVESDROPPER, "30"),
+        in_ns(OFFBOARD, "-c", EAVESDROPPER, "60"),
         env=host_env(profile_file),
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
@@ -199,14 +202,15 @@ def test_in_private_mode_no_pixel_leaves_the_robot_but_expressions_do(
     robot = subprocess.run(
         in_ns(
             ROBOT, "-m", "fer_ros.bringup", str(robot_profile), mode, "--loop",
-            "--duration", "20", "--quiet",
+            "--duration", "12", "--quiet",
         ),
         env=host_env(profile_file),
         capture_output=True,
         text=True,
         timeout=120,
     )  # fmt: skip
-    out, _ = eavesdropper.communicate(timeout=60)
+    time.sleep(1.0)  # the last results in flight
+    out, _ = eavesdropper.communicate(input="", timeout=60)  # EOF: it reports
     assert robot.returncode == 0, robot.stderr[-2000:]
     received = json.loads(out.strip().splitlines()[-1])
     assert received["expressions"] > 0, received  # the robot ran and results left it
