@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -59,22 +58,15 @@ def ros() -> Iterator[Any]:
     test is skipped where rclpy cannot be imported."""
     # ImportError too: an installed rclpy without its middleware library fails that way
     rclpy = pytest.importorskip("rclpy", reason="needs ROS 2 (rclpy)", exc_type=ImportError)
-    from node_harness import destroy
-    from rclpy.executors import MultiThreadedExecutor
+    from node_harness import BackgroundExecutor
 
     rclpy.init()
-    executor = MultiThreadedExecutor(num_threads=4)
-    thread = threading.Thread(target=executor.spin, daemon=True)
-    thread.start()
+    executor = BackgroundExecutor()
     try:
         yield executor
     finally:
-        nodes = executor.get_nodes()
-        executor.shutdown()
-        for node in nodes:  # a node left alive would keep its services visible to peers
-            destroy(node)
+        executor.stop()
         rclpy.try_shutdown()
-        thread.join(5)
 
 
 # Whole graphs in tests run their camera at this rate: the 30 FPS target is measured by

@@ -109,8 +109,6 @@ class Graph:
         fqns = [node.get_fully_qualified_name() for node in self.nodes.values()]
         for node in self.nodes.values():
             node.release()
-            self._executor.remove_node(node)
             destroy(node)
         assert wait_for(lambda: not self._listed(fqns), 10), f"not gone: {self._listed(fqns)}"
-        self._executor.remove_node(self.manager)
-        self.manager.destroy_node()
+        destroy(self.manager)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import queue
 import threading
 from typing import Any
 
@@ -27,7 +28,66 @@ def make_node(
     return node
 
 
+class BackgroundExecutor(MultiThreadedExecutor):
+    """A MultiThreadedExecutor spun by a thread of its own, which also destroys nodes
+    between two waits (``retire``).
+
+    A node destroyed by another thread while the executor builds its wait set makes
+    rclpy's QoS-event waitables raise ``InvalidHandle`` in the spinning thread (rclpy 9.1:
+    ``add_to_wait_set`` uses a handle whose destruction was requested); ``remove_node``
+    alone does not help, as the wait already under way still holds the node."""
+
+    def __init__(self) -> None:
+        super().__init__(num_threads=4)
+        self._retiring: queue.Queue[tuple[Node, threading.Event]] = queue.Queue()
+        self._thread = threading.Thread(target=self._spin, name="test-executor", daemon=True)
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self.context.ok() and not self._is_shutdown:
+            self.spin_once(timeout_sec=0.1)
+            self._retire_pending()
+
+    def _retire_pending(self) -> None:
+        while not self._retiring.empty():
+            node, done = self._retiring.get()
+            _destroy(node)
+            done.set()
+
+    def retire(self, node: Node) -> None:
+        """Remove ``node`` and destroy it once no wait holds it."""
+        self.remove_node(node)
+        if not self._thread.is_alive() or threading.current_thread() is self._thread:
+            _destroy(node)
+            return
+        done = threading.Event()
+        self._retiring.put((node, done))
+        self.wake()
+        if not done.wait(10):
+            raise TimeoutError(f"the executor did not destroy {node.get_name()} in 10 s")
+
+    def stop(self) -> None:
+        """Stop spinning, then destroy every node left (a node left alive keeps its
+        services visible to the next test's peers)."""
+        nodes = self.get_nodes()
+        self.shutdown()
+        self._thread.join(5)
+        self._retire_pending()
+        for node in nodes:
+            _destroy(node)
+
+
 def destroy(node: Node) -> None:
+    """Destroy ``node``, between two waits of its executor if a ``BackgroundExecutor``
+    spins it."""
+    executor = node.executor
+    if isinstance(executor, BackgroundExecutor):
+        executor.retire(node)
+    else:
+        _destroy(node)
+
+
+def _destroy(node: Node) -> None:
     """``node.destroy_node()``, and for a lifecycle node its state machine too.
 
     rclpy's ``LifecycleNode.destroy_node()`` (rclpy 9.1) leaves the node's lifecycle state

@@ -92,7 +92,7 @@ def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
     counts = replay(player, bag, {camera_topic: "sensor_msgs/msg/Image"}, remap=remap)
     replayed.wait_until_idle()
     replayed.release()
-    player.destroy_node()
+    destroy(player)
     assert counts == {camera_topic: recorded}
 
     assert sum(n.inputs.dropped for n in replayed.nodes.values()) == 0
@@ -162,7 +162,7 @@ def test_replay_refuses_a_bag_with_the_wrong_type(ros, tmp_path):
         replay(node, bag, {"/camera": "sensor_msgs/msg/Image"})
     with pytest.raises(BagError, match="cannot open bag"):
         replay(node, tmp_path / "no_such_bag", {"/image_raw": "sensor_msgs/msg/Image"})
-    node.destroy_node()
+    destroy(node)
 
 
 def write_video_bag(video: Path, bag: Path, fps: float) -> set[Stamp]:
@@ -320,7 +320,6 @@ def test_recorded_session_replays_into_a_filter_with_the_live_events(ros, tmp_pa
     live_inputs = live_filter.inputs.received
     live.release()
     live_filter.release()
-    ros.remove_node(live_filter)
     destroy(live_filter)
 
     # Ctrl-C closed the bag: every topic readable, the filter's inputs all recorded

@@ -14,7 +14,7 @@ import pytest
 import rclpy
 from builtin_interfaces.msg import Time
 from conftest import REPO, TEST_FPS, wait_for
-from node_harness import Probe, make_node, start
+from node_harness import Probe, destroy, make_node, start
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.serialization import serialize_message
 from rosbags.rosbag2 import StoragePlugin, Writer
@@ -458,7 +458,7 @@ def test_filter_node_refuses_a_missing_model_card(ros, tmp_path):
     probe = Probe(ros)
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert wait_for(lambda: probe.saw_diagnostic("expression_filter", "not found", ERROR))
-    node.destroy_node()
+    destroy(node)
 
 
 def test_reactor_maps_events_to_reactions_once_per_face(ros):
@@ -506,7 +506,7 @@ def test_reactor_refuses_a_malformed_mapping(ros):
     probe = Probe(ros)
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert wait_for(lambda: probe.saw_diagnostic("expression_reactor", "KEY:REACTION", ERROR))
-    node.destroy_node()
+    destroy(node)
 
 
 # --- the demo videos as recorded bags ------------------------------------------------------
@@ -569,8 +569,7 @@ def filtered_replay(ros, bag: Path, rate: float) -> tuple[list, list]:
     assert wait_for(lambda: len(stable) >= count and any(e.kind == "gone" for e in events), 30)
     node.release()
     for n in (player, probe.node, node):
-        ros.remove_node(n)
-        n.destroy_node()
+        destroy(n)
     return list(events), list(stable)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from builtin_interfaces.msg import Time
 from conftest import wait_for
-from node_harness import Probe, make_node, start
+from node_harness import Probe, destroy, make_node, start
 from rclpy.lifecycle import TransitionCallbackReturn
 from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
@@ -96,7 +96,7 @@ def test_without_hri_msgs_configure_fails_naming_the_package(ros, monkeypatch):
     assert node.trigger_configure() == TransitionCallbackReturn.FAILURE
     assert wait_for(lambda: probe.saw_diagnostic("hri_bridge", "hri_msgs is not importable", ERROR))
     assert probe.saw_diagnostic("hri_bridge", "github.com/ros4hri/hri_msgs")
-    node.destroy_node()
+    destroy(node)
 
 
 def face_array(t_s: int, ids: list[int]) -> FaceArray:

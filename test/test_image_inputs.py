@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import wait_for
-from node_harness import Probe, make_node, start
+from node_harness import Probe, destroy, make_node, start
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CompressedImage, Image
 from std_msgs.msg import Header
@@ -74,8 +74,8 @@ def detect(ros, frames: dict[str, Image | CompressedImage], **parameters) -> dic
         assert wait_for(lambda n=name: any(f.header.frame_id == n for f in faces), 10), name
     problems = [s.message for s in probe.diagnostics_of("face_detection") if "input" in s.message]
     detector.release()
-    detector.destroy_node()
-    probe.node.destroy_node()
+    destroy(detector)
+    destroy(probe.node)
     assert not problems
     return {f.header.frame_id: f for f in faces}
 

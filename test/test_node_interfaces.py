@@ -9,7 +9,7 @@ from importlib import import_module
 
 import pytest
 from conftest import subprocess_env, wait_for
-from node_harness import Probe, make_node, start
+from node_harness import Probe, destroy, make_node, start
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from rosgraph_msgs.msg import Clock
@@ -172,7 +172,7 @@ def test_a_node_on_sim_time_says_once_that_it_waits_for_clock(ros, monkeypatch, 
     warnings = [line for line in logged if "[WARN]" in line and "waiting for /clock" in line]
     assert len(warnings) == 1, logged  # once, not every diagnostics period
     assert any("[INFO]" in line and "resolved: use_sim_time" in line for line in logged)
-    camera.destroy_node()
+    destroy(camera)
 
 
 def test_wall_time_nodes_do_not_wait_for_clock(ros, monkeypatch):
@@ -181,4 +181,4 @@ def test_wall_time_nodes_do_not_wait_for_clock(ros, monkeypatch):
     probe = Probe(ros)
     assert wait_for(lambda: len(probe.diagnostics_of("camera")) >= 2, 5)
     assert not probe.saw_diagnostic("camera", "waiting for /clock")
-    camera.destroy_node()
+    destroy(camera)

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 from conftest import wait_for
-from node_harness import Probe, make_node, start
+from node_harness import Probe, destroy, make_node, start
 from rclpy.lifecycle import TransitionCallbackReturn
 from rclpy.parameter import Parameter
 from sensor_msgs.msg import CameraInfo, Image
@@ -288,7 +288,7 @@ def test_an_illegal_parameter_is_refused_at_run_time(ros):
     assert node.get_parameter("backend").value == "onnxruntime"
     (result,) = node.set_parameters([Parameter("backend", value="litert")])
     assert result.successful
-    node.destroy_node()
+    destroy(node)
 
 
 def test_diagnostics_report_the_lifecycle_state_as_it_is(ros):
@@ -305,6 +305,22 @@ def test_diagnostics_report_the_lifecycle_state_as_it_is(ros):
     assert wait_for(lambda: state_is("inactive"), 5)
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
     assert wait_for(lambda: state_is("active"), 5)
+    node.release()
+
+
+def test_a_problem_cleared_before_the_next_report_is_still_published_once(ros):
+    # A loaded process can fire the 1 Hz diagnostics timer late, after a problem's
+    # period has ended: the problem must still reach /diagnostics, once.
+    node = make_node(ros, InferenceNode)
+    probe = Probe(ros)
+    node.report("brief", WARN, "a brief problem")
+    node.clear("brief")
+    node.publish_diagnostics()
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "a brief problem", WARN), 5)
+    seen = len(probe.diagnostics_of("inference"))
+    node.publish_diagnostics()
+    assert wait_for(lambda: len(probe.diagnostics_of("inference")) > seen, 5)
+    assert "a brief problem" not in probe.diagnostics_of("inference")[-1].message
     node.release()
 
 

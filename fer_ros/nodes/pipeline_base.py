@@ -95,6 +95,10 @@ class PipelineNode(LifecycleNode):
         self.lifecycle_state = "unconfigured"  # as the lifecycle reports it, for diagnostics
         self.active = False
         self._problems: dict[str, tuple[bytes, str]] = {}
+        # Problems reported since the last /diagnostics message: each is published at
+        # least once, even when cleared before the timer fires (a stalled executor thread
+        # can fire it more than a period late, after the problem's period has ended).
+        self._unpublished: dict[str, tuple[bytes, str]] = {}
         self._problems_lock = threading.Lock()
         self.inputs: InputWorker[Any] = InputWorker(
             self._process_input, self._input_failed, node_name
@@ -361,7 +365,7 @@ class PipelineNode(LifecycleNode):
         """Record a problem; log it only when it is new, or changed (``log_changes``)."""
         with self._problems_lock:
             previous = self._problems.get(key)
-            self._problems[key] = (level, message)
+            self._problems[key] = self._unpublished[key] = (level, message)
             if previous == (level, message) or (previous and not log_changes):
                 return
         # Separate call sites: rclpy fixes the severity of each logging line on first use.
@@ -396,7 +400,8 @@ class PipelineNode(LifecycleNode):
             self._check_stall()
             self._guarded("alarm check", self.check_alarms)
         with self._problems_lock:
-            problems = list(self._problems.values())
+            problems = list({**self._unpublished, **self._problems}.values())
+            self._unpublished.clear()
         status = DiagnosticStatus(
             name=self.get_fully_qualified_name(), hardware_id=self.hardware_id()
         )
