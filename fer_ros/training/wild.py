@@ -8,7 +8,8 @@ face and the crop is aligned on its eyes exactly as ``face_detection`` does at r
 training and live crops share their framing. Photos in which no face is found are left
 out (a robot would not see them either) and counted.
 
-Cropping 10k photos takes a few minutes on one core, so the crops are cached under
+Cropping the 10,201 dev photos takes 35 s on one core (24 s on two threads, AMD EPYC with
+AVX-512), so the crops are cached under
 ``build/crops/`` keyed by the file's digest and the crop settings (never committed: they
 are derived from the photos).
 """
@@ -17,8 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -77,19 +81,29 @@ def wild_crops(
     if cache.is_file():
         with np.load(cache, allow_pickle=False) as d:
             return {k: d[k] for k in d.files}
-    detector = BlazeFaceDetector(s.model)
     with np.load(path, allow_pickle=False) as d:
         jpeg, offsets = d["jpeg"], d["offsets"]
         labels, groups, classes = d["labels"], d["groups"], d["classes"]
-    crops, kept = [], []
-    for i in range(len(labels)):
-        gray = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_GRAYSCALE)
-        if gray is None:
-            raise ValueError(f"{path}: image {i} is not a decodable JPEG")
-        crop = crop_photo(gray, detector, s)
-        if crop is not None:
-            crops.append(crop)
-            kept.append(i)
+
+    def crop_range(rows: range) -> list[np.ndarray | None]:
+        detector = BlazeFaceDetector(s.model)  # an interpreter per thread
+        crops = []
+        for i in rows:
+            gray = cv2.imdecode(jpeg[offsets[i] : offsets[i + 1]], cv2.IMREAD_GRAYSCALE)
+            if gray is None:
+                raise ValueError(f"{path}: image {i} is not a decodable JPEG")
+            crops.append(crop_photo(gray, detector, s))
+        return crops
+
+    # Threads, not processes: decoding, resizing and the interpreter release the GIL, and
+    # a process pool would re-import the caller's main module on spawn.
+    workers = max(1, min(len(os.sched_getaffinity(0)), 8))
+    bounds = np.linspace(0, len(labels), workers + 1).astype(int)
+    chunks = [range(a, b) for a, b in pairwise(bounds)]
+    with ThreadPoolExecutor(workers) as pool:
+        found = [crop for crops in pool.map(crop_range, chunks) for crop in crops]
+    kept = [i for i, crop in enumerate(found) if crop is not None]
+    crops = [found[i] for i in kept]
     index = np.asarray(kept, np.int64)
     out = {
         "images": np.stack(crops).astype(np.uint8),
@@ -105,5 +119,7 @@ def wild_crops(
         file=sys.stderr,
     )
     cache.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(cache, **out)
+    partial = cache.with_suffix(f".{os.getpid()}.partial.npz")  # an interrupted build
+    np.savez_compressed(partial, **out)  # leaves no cache that looks complete
+    partial.replace(cache)
     return out
