@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import shutil
 import subprocess
 import sys
@@ -45,6 +46,7 @@ rclpy.init()
 node = rclpy.create_node("offboard_listener")
 arrays = []
 node.create_subscription(ExpressionArray, "expressions", arrays.append, 100)
+print("listening", flush=True)
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
     rclpy.spin_once(node, timeout_sec=0.1)  # until the test closes stdin, or the deadline
@@ -69,6 +71,7 @@ node.create_subscription(Image, "image_raw", count("image_raw"), qos_profile_sen
 node.create_subscription(FaceArray, "faces", count("faces"), 100)
 node.create_subscription(SpikeTrainArray, "spike_trains", count("spike_trains"), 100)
 node.create_subscription(ExpressionArray, "expressions", count("expressions"), 100)
+print("listening", flush=True)
 end = time.monotonic() + float(sys.argv[1])
 while time.monotonic() < end and not select.select([sys.stdin], [], [], 0)[0]:
     rclpy.spin_once(node, timeout_sec=0.1)  # until the test closes stdin, or the deadline
@@ -114,6 +117,12 @@ def host_env(profile_file: Path) -> dict[str, str]:
     }
 
 
+def listening(process: subprocess.Popen, timeout_s: float = 30.0) -> None:
+    """Until ``process`` (an offboard listener) says it has subscribed."""
+    ready, _, _ = select.select([process.stdout], [], [], timeout_s)
+    assert ready and process.stdout.readline().strip() == "listening", "listener not up"
+
+
 def in_ns(ns: str, *command: str) -> list[str]:
     return ["ip", "netns", "exec", ns, sys.executable, *command]
 
@@ -153,7 +162,7 @@ def test_expressions_cross_from_the_robot_to_an_offboard_host(two_hosts, tmp_pat
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # the offboard side is up before the robot starts sending
+    listening(listener)  # the offboard side is up before the robot starts sending
     robot = subprocess.run(
         in_ns(
             ROBOT, "-m", "fer_ros.bringup", str(robot_profile), "--loop", "--duration", "15",
@@ -197,12 +206,12 @@ def test_in_private_mode_no_pixel_leaves_the_robot_but_expressions_do(
         stdout=subprocess.PIPE,
         text=True,
     )
-    time.sleep(3)  # listening before the robot starts
+    listening(eavesdropper)  # before the robot starts
     mode = "--private" if private else "--processes"
     robot = subprocess.run(
         in_ns(
             ROBOT, "-m", "fer_ros.bringup", str(robot_profile), mode, "--loop",
-            "--duration", "12", "--quiet",
+            "--duration", "10", "--quiet",
         ),
         env=host_env(profile_file),
         capture_output=True,
