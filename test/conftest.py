@@ -65,8 +65,10 @@ def ros() -> Iterator[Any]:
     try:
         yield executor
     finally:
-        executor.stop()
-        rclpy.try_shutdown()
+        try:
+            executor.stop()
+        finally:
+            rclpy.try_shutdown()
 
 
 # Whole graphs in tests run their camera at this rate: the 30 FPS target is measured by

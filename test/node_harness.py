@@ -71,7 +71,8 @@ class BackgroundExecutor(MultiThreadedExecutor):
         services visible to the next test's peers)."""
         nodes = self.get_nodes()
         self.shutdown()
-        self._thread.join(5)
+        self._thread.join(30)  # a callback under way ends first
+        assert not self._thread.is_alive(), "the executor thread did not stop in 30 s"
         self._retire_pending()
         for node in nodes:
             _destroy(node)

@@ -48,13 +48,14 @@ def test_a_backend_outage_logs_one_error_and_one_recovery_line(ros, capfd):
         faces.publish(one_face(node))
         time.sleep(0.1)
     assert node.frames_lost >= 10  # an outage of a few seconds, several diagnostics periods
-    assert probe.saw_diagnostic("inference", "backend down", b"\x02")
+    # the ERROR is published by the next 1 Hz report, which may come after the recovery
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "backend down", b"\x02"), 10)
 
     def cleared() -> bool:
         statuses = probe.diagnostics_of("inference")
         return bool(statuses) and "backend down" not in statuses[-1].message
 
-    assert wait_for(cleared, 5)
+    assert wait_for(cleared, 15)
     lines = capfd.readouterr().err.splitlines()
     errors = [line for line in lines if "[ERROR]" in line and "[inference]" in line]
     assert len(errors) == 1 and "backend down" in errors[0], errors
@@ -112,7 +113,8 @@ def test_the_backend_child_of_a_killed_process_ends_quietly(faces, when):
     finally:
         owner.kill()
         owner.wait()
-    assert wait_for(lambda: ended(child) is not None, 5), f"child {child} outlived its parent"
+    # it notices when it writes its answer: 1000 faces take seconds on a loaded AVX2 core
+    assert wait_for(lambda: ended(child) is not None, 30), f"child {child} outlived its parent"
     assert ended(child) in (0, -1), f"exit status {ended(child)} {when}"
     output = owner.stderr.read()  # the child wrote to the same stream, now closed
     assert "Traceback" not in output and "Error" not in output, output

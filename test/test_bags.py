@@ -19,6 +19,7 @@ from builtin_interfaces.msg import Time
 from conftest import TEST_FPS, wait_for
 from graph_harness import EVERY_FRAME, Graph, tuned_profile
 from node_harness import Probe, destroy, start
+from rclpy.duration import Duration
 from rclpy.parameter import Parameter
 from rclpy.qos import qos_profile_sensor_data
 from rclpy.serialization import deserialize_message, serialize_message
@@ -91,6 +92,10 @@ def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
     remap = {camera_topic: replayed.topic("image_raw")}
     # three times as fast: the replay graph queues every frame (and counts any it drops)
     counts = replay(player, bag, {camera_topic: "sensor_msgs/msg/Image"}, 3.0, remap=remap)
+    live_labels = stamp_labels(live_expressions)
+    recorded_and_labelled = live_labels.keys() & bag_stamps(bag)
+    # until the replay's answer to every recorded frame live labelled has arrived
+    assert wait_for(lambda: recorded_and_labelled <= stamp_labels(replay_expressions).keys(), 60)
     replayed.wait_until_idle()
     replayed.release()
     destroy(player)
@@ -98,8 +103,7 @@ def test_replayed_bag_gives_the_same_expressions_as_live(ros, media, tmp_path):
 
     assert sum(n.inputs.dropped for n in replayed.nodes.values()) == 0
 
-    live_labels, replay_labels = stamp_labels(live_expressions), stamp_labels(replay_expressions)
-    recorded_and_labelled = live_labels.keys() & bag_stamps(bag)
+    replay_labels = stamp_labels(replay_expressions)
     assert len(recorded_and_labelled) >= 0.9 * len(live_labels)
     assert {k: replay_labels.get(k) for k in recorded_and_labelled} == {
         k: live_labels[k] for k in recorded_and_labelled
@@ -313,7 +317,9 @@ def test_recorded_session_replays_into_a_filter_with_the_live_events(ros, tmp_pa
         time.sleep(1.0)  # and the recorder has matched our publishers
         live.run()
         assert wait_for(lambda: any(e.kind == "gone" for e in live_events), 15)
-        time.sleep(0.5)
+        # the recorder has everything the graph published before the Ctrl-C
+        for publisher in (live_filter._events_pub, live.nodes["inference"]._expressions_pub):
+            assert publisher.wait_for_all_acked(Duration(seconds=10))
     finally:
         recorder.send_signal(signal.SIGINT)
         out, err = recorder.communicate(timeout=30)

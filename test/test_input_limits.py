@@ -50,7 +50,7 @@ def test_images_over_max_image_pixels_are_counted_and_logged_once(ros, capfd):
         count = detector.input_counts["inputs_oversized"]
         images.publish(frame(width, height, f"big{i}"))
         assert wait_for(lambda c=count: detector.input_counts["inputs_oversized"] > c, 10)
-    assert wait_for(lambda: counter(probe, "face_detection", "inputs_oversized") == 3, 5)
+    assert wait_for(lambda: counter(probe, "face_detection", "inputs_oversized") == 3, 15)
     assert probe.saw_diagnostic("face_detection", "over max_image_pixels", WARN)
     images.publish(frame(320, 240, "fits"))
     assert wait_for(lambda: any(f.header.frame_id == "fits" for f in faces), 10)
@@ -70,8 +70,14 @@ def test_empty_images_are_counted_and_logged_once(ros, capfd):
     for i, empty in enumerate(empties):
         images.publish(empty)
         assert wait_for(lambda n=i + 1: detector.input_counts["inputs_empty"] == n, 10)
-    assert wait_for(lambda: counter(probe, "face_detection", "inputs_empty") == 2, 5)
-    assert counter(probe, "face_detection", "inputs_rejected") == 2
+    # both counters of the same status (the worker updates them one after the other)
+    assert wait_for(
+        lambda: (
+            counter(probe, "face_detection", "inputs_empty") == 2
+            and counter(probe, "face_detection", "inputs_rejected") == 2
+        ),
+        15,
+    )
     logged = warnings_about(capfd, "face_detection", "empty image")
     assert len(logged) == 1 and "image_raw" in logged[0], logged
     detector.release()
@@ -107,7 +113,7 @@ def test_inference_keeps_the_largest_max_faces_and_counts_the_rest(ros, capfd):
         faces.publish(crowd(SIDES))
         assert wait_for(lambda n=n: len(expressions) == n, 10)
     assert [e.face_id for e in expressions[0].expressions] == [300, 250]  # in message order
-    assert wait_for(lambda: counter(probe, "inference", "faces_over_limit") == 8, 5)
+    assert wait_for(lambda: counter(probe, "inference", "faces_over_limit") == 8, 15)
     logged = warnings_about(capfd, "inference", "max_faces (2)")
     assert len(logged) == 1 and "faces" in logged[0], logged
     node.release()
@@ -122,7 +128,7 @@ def test_spike_encoding_keeps_the_largest_max_faces_and_counts_the_rest(ros, cap
     faces.publish(crowd(SIDES))
     assert wait_for(lambda: len(trains) == 1, 10)
     assert [t.face_id for t in trains[0].trains] == [300, 250]
-    assert wait_for(lambda: counter(probe, "spike_encoding", "faces_over_limit") == 4, 5)
+    assert wait_for(lambda: counter(probe, "spike_encoding", "faces_over_limit") == 4, 15)
     logged = warnings_about(capfd, "spike_encoding", "max_faces (2)")
     assert len(logged) == 1, logged
     node.release()
@@ -130,7 +136,7 @@ def test_spike_encoding_keeps_the_largest_max_faces_and_counts_the_rest(ros, cap
 
 # A camera in another process sends three 8000x8000 frames (64 MB), then a small one.
 BIG_FRAMES_PUBLISHER = """
-import time, rclpy
+import sys, time, rclpy
 from array import array
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -140,6 +146,7 @@ images = node.create_publisher(Image, "image_raw", qos_profile_sensor_data)
 deadline = time.monotonic() + 20
 while not images.get_subscription_count() and time.monotonic() < deadline:
     time.sleep(0.05)
+sys.stdin.readline()  # the test has seen the detector match this writer too
 big = Image(width=8000, height=8000, encoding="mono8", step=8000)
 big.data = array("B", bytes(8000 * 8000))
 small = Image(width=64, height=48, encoding="mono8", step=64)
@@ -157,17 +164,25 @@ def test_frames_too_large_for_the_middleware_do_not_vanish_uncounted(ros):
     detector = make_node(ros, FaceDetectionNode)
     start(detector)
     probe = Probe(ros)
-    camera = subprocess.run(
-        [sys.executable, "-c", BIG_FRAMES_PUBLISHER], capture_output=True, text=True, timeout=60
+    camera = subprocess.Popen(
+        [sys.executable, "-c", BIG_FRAMES_PUBLISHER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
-    assert camera.returncode == 0, camera.stderr
+    # discovery is not symmetric: the detector's reader must know the writer too, or it
+    # drops the frames unseen
+    matched = wait_for(lambda: detector._input_subscription.get_publisher_count() > 0, 30)
+    _, errors = camera.communicate(input="go\n", timeout=60)
+    assert matched and camera.returncode == 0, errors
     counts = detector.input_counts
 
     def accounted() -> int:  # each big frame either lost in transit or refused by size
         return counts["inputs_lost_middleware"] + counts["inputs_oversized"]
 
     assert wait_for(lambda: accounted() >= 3, 10), counts
-    assert wait_for(lambda: detector.inputs.processed >= 1, 5)  # small frames still served
+    assert wait_for(lambda: detector.inputs.processed >= 1, 15)  # small frames still served
     keys = ("inputs_lost_middleware", "inputs_oversized")
-    assert wait_for(lambda: sum(counter(probe, "face_detection", k) for k in keys) >= 3, 5)
+    assert wait_for(lambda: sum(counter(probe, "face_detection", k) for k in keys) >= 3, 15)
     detector.release()

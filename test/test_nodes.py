@@ -61,7 +61,7 @@ def test_camera_plays_an_image_folder_then_reports_end_of_stream(ros, media, tmp
     infos = probe.listen("camera_info", CameraInfo, sensor=True)
     start(camera)
     assert wait_for(lambda: camera.end_of_stream, 10)
-    assert wait_for(lambda: len(images) == 3 and len(infos) == 3, 5)
+    assert wait_for(lambda: len(images) == 3 and len(infos) == 3, 15)
     assert (images[0].width, images[0].height, images[0].encoding) == (320, 240, "bgr8")
     info = infos[0]
     assert (info.width, info.height, info.header.stamp) == (320, 240, images[0].header.stamp)
@@ -82,7 +82,7 @@ def test_camera_with_missing_source_fails_to_configure_with_a_clear_error(ros, t
     camera = make_node(ros, CameraNode, source=str(tmp_path / "nope.mp4"))
     probe = Probe(ros)
     assert camera.trigger_configure() == TransitionCallbackReturn.FAILURE
-    assert wait_for(lambda: probe.saw_diagnostic("camera", "no such camera source", ERROR), 5)
+    assert wait_for(lambda: probe.saw_diagnostic("camera", "no such camera source", ERROR), 15)
 
 
 def test_camera_reports_a_corrupt_video_and_keeps_serving(ros, tmp_path):
@@ -196,6 +196,7 @@ def test_cpu_inference_labels_real_faces_and_reports_honest_telemetry(ros, media
     assert e.class_names[e.label_index] == e.label and len(e.scores) == len(e.class_names)
     assert sum(e.scores) == pytest.approx(1.0, abs=1e-3)
     assert expressions[0].header == face_arrays[0].header
+    assert wait_for(lambda: telemetry)
     t = telemetry[0]
     assert (t.accelerator, t.backend, t.device) == ("cpu", "onnxruntime", "CPUExecutionProvider")
     assert t.faces == 1 and t.inference_ms > 0
@@ -299,12 +300,12 @@ def test_diagnostics_report_the_lifecycle_state_as_it_is(ros):
         latest = probe.diagnostics_of("inference")[-1:]
         return any(kv.key == "state" and kv.value == state for s in latest for kv in s.values)
 
-    assert wait_for(lambda: state_is("unconfigured"), 5)
+    assert wait_for(lambda: state_is("unconfigured"), 15)
     assert probe.saw_diagnostic("inference", "unconfigured", WARN)
     assert node.trigger_configure() == TransitionCallbackReturn.SUCCESS
-    assert wait_for(lambda: state_is("inactive"), 5)
+    assert wait_for(lambda: state_is("inactive"), 15)
     assert node.trigger_activate() == TransitionCallbackReturn.SUCCESS
-    assert wait_for(lambda: state_is("active"), 5)
+    assert wait_for(lambda: state_is("active"), 15)
     node.release()
 
 
@@ -316,10 +317,10 @@ def test_a_problem_cleared_before_the_next_report_is_still_published_once(ros):
     node.report("brief", WARN, "a brief problem")
     node.clear("brief")
     node.publish_diagnostics()
-    assert wait_for(lambda: probe.saw_diagnostic("inference", "a brief problem", WARN), 5)
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "a brief problem", WARN), 15)
     seen = len(probe.diagnostics_of("inference"))
     node.publish_diagnostics()
-    assert wait_for(lambda: len(probe.diagnostics_of("inference")) > seen, 5)
+    assert wait_for(lambda: len(probe.diagnostics_of("inference")) > seen, 15)
     assert "a brief problem" not in probe.diagnostics_of("inference")[-1].message
     node.release()
 
@@ -328,7 +329,7 @@ def test_camera_without_its_device_configures_and_reports_no_device(ros):
     camera = make_node(ros, CameraNode, source="/dev/video97", reconnect_period_s=0.2)
     probe = Probe(ros)
     start(camera)  # a robot's camera may be plugged in later: the graph still comes up
-    assert wait_for(lambda: probe.saw_diagnostic("camera", "no device", ERROR), 5)
+    assert wait_for(lambda: probe.saw_diagnostic("camera", "no device", ERROR), 15)
     stream = [
         kv.value for s in probe.diagnostics_of("camera") for kv in s.values if kv.key == "stream"
     ]
@@ -363,7 +364,7 @@ def test_a_killed_backend_process_is_restarted_and_serves_again(ros, media):
 
     assert wait_for(served_again, 20)
     assert time.monotonic() - killed_at < 10
-    assert wait_for(lambda: probe.saw_diagnostic("inference", "backend down", ERROR), 5)
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "backend down", ERROR), 15)
     assert node.backend.restarts == 1 and node.frames_lost >= 1
     node.release()
 
@@ -376,7 +377,7 @@ def test_a_stalled_stage_is_an_error_until_it_works_again(ros, media):
     os.kill(pid, signal.SIGSTOP)  # the backend hangs: inputs keep arriving, none finish
     try:
         faces.publish(good)
-        assert wait_for(lambda: probe.saw_diagnostic("inference", "stalled", ERROR), 5)
+        assert wait_for(lambda: probe.saw_diagnostic("inference", "stalled", ERROR), 15)
     finally:
         os.kill(pid, signal.SIGCONT)
     assert wait_for(lambda: len(expressions) >= 2, 10)
@@ -391,8 +392,8 @@ def test_a_stalled_stage_is_an_error_until_it_works_again(ros, media):
 def test_an_undecodable_payload_is_counted_as_rejected_and_the_stage_goes_on(ros, media):
     node, probe, expressions, faces, good = serving_inference(ros, media)
     faces.publish(b"\x00\x01\x00\x00" + b"\xff" * 40)  # right topic and type, garbage CDR
-    assert wait_for(lambda: probe.saw_diagnostic("inference", "undecodable FaceArray", WARN), 5)
+    assert wait_for(lambda: probe.saw_diagnostic("inference", "undecodable FaceArray", WARN), 15)
     assert node.inputs_rejected == 1
     faces.publish(good)
-    assert wait_for(lambda: len(expressions) == 2, 5)
+    assert wait_for(lambda: len(expressions) == 2, 15)
     node.release()

@@ -148,6 +148,8 @@ def test_readme_parameter_tables_match_the_nodes():
 
 
 def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
+    from node_harness import destroy
+
     from fer_ros.bringup.graph_plan import node_plan
     from fer_ros.bringup.local_graph import create_node
 
@@ -163,11 +165,12 @@ def test_a_profile_overrides_common_values_in_a_real_node(ros, tmp_path):
     assert camera.get_parameter("fps").value == 15.0  # the profile wins
     assert camera.get_parameter("source").value == "demo"  # common.yaml fills the rest
     assert detector.get_parameter("detection_width").value == 240
-    camera.destroy_node()
-    detector.destroy_node()
+    destroy(camera)
+    destroy(detector)
 
 
 def test_a_profile_can_override_output_qos(ros, tmp_path):
+    from node_harness import destroy
     from rclpy.qos import ReliabilityPolicy
 
     from fer_ros.bringup.graph_plan import node_plan
@@ -181,18 +184,20 @@ def test_a_profile_can_override_output_qos(ros, tmp_path):
     node = create_node(node_plan(profile, "inference"))
     (info,) = node.get_publishers_info_by_topic("/expressions")
     assert info.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT
-    node.destroy_node()
+    destroy(node)
     # One node's override must not leak to the others of the same process.
     other = create_node(node_plan(profile_path("cpu"), "inference", "/other"))
     (info,) = other.get_publishers_info_by_topic("/other/expressions")
     assert info.qos_profile.reliability == ReliabilityPolicy.RELIABLE
-    other.destroy_node()
+    destroy(other)
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_node_and_benchmark_paths_build_the_same_inference_settings(ros, profile):
     """The node declares and reads its parameters through ROS; a benchmark reads the YAML
     without ROS. Both must end in the same backend, settings and power configuration."""
+    from node_harness import destroy
+
     from fer_ros.backends.settings import settings_from_parameters
     from fer_ros.bringup.graph_plan import node_plan
     from fer_ros.bringup.local_graph import create_node
@@ -201,7 +206,7 @@ def test_node_and_benchmark_paths_build_the_same_inference_settings(ros, profile
     try:
         values = {p.name: node.get_parameter(p.name).value for p in node.parameters}
     finally:
-        node.destroy_node()
+        destroy(node)
     via_node = settings_from_parameters(values)
     via_benchmark = settings_from_parameters(profile_parameters(profile_path(profile)))
     assert via_node == via_benchmark

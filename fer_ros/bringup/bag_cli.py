@@ -32,6 +32,10 @@ from fer_ros.bringup.bags import (
 from fer_ros.bringup.graph_plan import normalise_namespace
 from fer_ros.core.profiles import use_fastdds_profile
 
+# At most this long after Ctrl-C taking messages that had already arrived (a graph that
+# still publishes would otherwise keep the recorder from closing).
+DRAIN_LIMIT_S = 2.0
+
 
 def record_topics(node: Node, names: list[str], namespace: str) -> dict[str, str]:
     """``NAME`` or ``NAME=TYPE`` arguments -> absolute topic -> type. A name that is not one
@@ -54,6 +58,17 @@ def record_topics(node: Node, names: list[str], namespace: str) -> dict[str, str
             "TOPIC=pkg/msg/Type"
         )
     return topics
+
+
+def take_what_arrived(executor: SingleThreadedExecutor, recorder: BagRecorder) -> None:
+    """Take the messages already delivered to the recorder's readers: what was sent
+    before Ctrl-C belongs in the bag, even when this process was starved of CPU."""
+    deadline = time.monotonic() + DRAIN_LIMIT_S
+    while time.monotonic() < deadline:
+        taken = recorder.taken
+        executor.spin_once(timeout_sec=0.05)
+        if recorder.taken == taken:
+            return
 
 
 def record_main(argv: list[str] | None = None) -> int:
@@ -106,6 +121,7 @@ def record_main(argv: list[str] | None = None) -> int:
         finally:  # whatever ended the loop, the bag is closed
             for sig in previous:  # a second Ctrl-C must not interrupt closing the bag
                 signal.signal(sig, signal.SIG_IGN)
+            take_what_arrived(executor, recorder)
             recorder.close()
         written = sum(recorder.counts.values())
         if recorder.failure:

@@ -219,6 +219,7 @@ class BagRecorder:
         self.counts: dict[str, int] = dict.fromkeys(topics, 0)
         self.lost: dict[str, int] = dict.fromkeys(topics, 0)
         self.failure = ""
+        self.taken = 0  # messages handed over by the subscriptions, lost ones included
         self._reserve = reserve_bytes
         self._condition = threading.Condition()
         self._pending: deque[tuple[str, int, bytes] | None] = deque()
@@ -263,6 +264,7 @@ class BagRecorder:
 
     def _take(self, topic: str, data: bytes) -> None:
         with self._condition:
+            self.taken += 1
             if self._closed or self.failure:
                 return
             if self._backlog_bytes > BACKLOG_BYTES:

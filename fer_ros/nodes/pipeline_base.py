@@ -395,6 +395,9 @@ class PipelineNode(LifecycleNode):
             )
 
     def publish_diagnostics(self) -> None:
+        # One read of the state: a transition running in another thread must not give a
+        # status whose level and state disagree.
+        state = self.lifecycle_state
         self._check_clock()
         if self.active:
             self._check_stall()
@@ -408,11 +411,11 @@ class PipelineNode(LifecycleNode):
         if problems:
             status.level = max(level for level, _ in problems)
             status.message = "; ".join(message for _, message in problems)
-        elif not self.active:
-            status.level, status.message = WARN, self.lifecycle_state
+        elif state != "active":
+            status.level, status.message = WARN, state
         else:
             status.level, status.message = OK, self.running_message()
-        values = {"state": self.lifecycle_state}
+        values = {"state": state}
         if self._input_subscription is not None or self.inputs.received:
             values.update(
                 inputs_received=str(self.inputs.received),
