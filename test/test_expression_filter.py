@@ -560,8 +560,10 @@ def write_bag(arrays: list[ExpressionArray], bag: Path) -> None:
 def filtered_replay(ros, bag: Path, rate: float) -> tuple[list, list]:
     """Replay a bag of ExpressionArrays through a fresh filter node: (events, stable)."""
     # gone_after_s well above a loaded test process's stalls: a stall in the replay must
-    # not end the face's track (the filter carries stream time on with the steady clock)
-    node = make_node(ros, ExpressionFilterNode, gone_after_s=5.0)
+    # not end the face's track (the filter carries stream time on with the steady clock).
+    # A queue for the whole bag: the replay outruns this process's executor, and an input
+    # pushed out of the reader's history would change the course being checked.
+    node = make_node(ros, ExpressionFilterNode, gone_after_s=5.0, input_queue_depth=1000)
     start(node)
     probe = Probe(ros, "replay_probe")
     events = probe.listen("expression_events", ExpressionEvent)
@@ -570,6 +572,7 @@ def filtered_replay(ros, bag: Path, rate: float) -> tuple[list, list]:
     (count,) = replay(player, bag, {"/expressions": "fer_msgs/msg/ExpressionArray"}, rate).values()
     # generous: a loaded CI machine
     assert wait_for(lambda: len(stable) >= count and any(e.kind == "gone" for e in events), 30)
+    assert node.inputs.received == count and node.inputs.dropped == 0
     node.release()
     for n in (player, probe.node, node):
         destroy(n)
