@@ -35,6 +35,7 @@ def frames_with_a_result(report: str) -> int:
 def test_cpu_graph_labels_nearly_every_frame_that_shows_a_face(ros, media, tmp_path):
     # The graph runs as users run it, in its own clean process (fer_ros_bringup); this
     # test process, which has loaded torch and OpenVINO for other tests, only listens.
+    # The same run is the cpu half of test_demo_video_reads_neutral_then_happy.
     probe = Probe(ros)
     images = probe.listen("/image_raw", Image, sensor=True)
     faces = probe.listen("/faces", FaceArray)
@@ -54,6 +55,7 @@ def test_cpu_graph_labels_nearly_every_frame_that_shows_a_face(ros, media, tmp_p
     assert all(len(f.faces) <= 1 for f in faces)
     assert {t.accelerator for t in telemetry} == {"cpu"}
     assert all(e.accelerator == "cpu" and e.model_id == "fer_cnn_cpu" for e in expressions)
+    assert_neutral_then_happy(course_of(result.stdout))
 
 
 def test_loihi_graph_classifies_spike_trains_with_modelled_energy(ros, media):
@@ -105,29 +107,32 @@ def test_bringup_reports_a_profile_that_cannot_configure(tmp_path):
     assert "missing_card.json" in result.stderr
 
 
-def run_course(profile: Path) -> list[str]:
+def course_of(report: str) -> list[str]:
     """The labels of the bringup's 'course (largest face):' line, in order."""
+    line = next(x for x in report.splitlines() if x.startswith("course (largest face):"))
+    course = line.split(":", 1)[1].strip()
+    return [run.split(" (")[0] for run in course.split(", then ")]
+
+
+def assert_neutral_then_happy(course: list[str]) -> None:
+    # single_face.mp4: a man looks at the camera with a still face, then smiles broadly
+    # (labelled frame by frame in fer_ros.compare.real_world). Every frame is classified.
+    assert course[0] == "neutral" and course[-1] == "happy", course
+    assert len(course) <= 3, course  # no flicker between other classes on the way
+
+
+def test_demo_video_reads_neutral_then_happy(media, tmp_path):
+    """The loihi graph; the cpu graph's course is checked on its run above."""
+    card = load_model_card("fer_snn_loihi.json")
+    if "neutral" not in card.classes:
+        pytest.skip(f"{card.model_id} has no neutral class")
+    path = tuned_profile(tmp_path, "loihi", camera_fps=TEST_FPS, queue_depth=EVERY_FRAME)
     result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--quiet"],
+        [sys.executable, "-m", "fer_ros.bringup.main", str(path), "--quiet"],
         capture_output=True,
         text=True,
         timeout=180,
         env=subprocess_env(),
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    line = next(x for x in result.stdout.splitlines() if x.startswith("course (largest face):"))
-    course = line.split(":", 1)[1].strip()
-    return [run.split(" (")[0] for run in course.split(", then ")]
-
-
-@pytest.mark.parametrize("profile", ["cpu", "loihi"])
-def test_demo_video_reads_neutral_then_happy(media, tmp_path, profile):
-    # single_face.mp4: a man looks at the camera with a still face, then smiles broadly
-    # (labelled frame by frame in fer_ros.compare.real_world). Every frame is classified.
-    card = load_model_card("fer_snn_loihi.json" if profile == "loihi" else "fer_cnn_cpu.json")
-    if "neutral" not in card.classes:
-        pytest.skip(f"{card.model_id} has no neutral class")
-    path = tuned_profile(tmp_path, profile, camera_fps=TEST_FPS, queue_depth=EVERY_FRAME)
-    course = run_course(path)
-    assert course[0] == "neutral" and course[-1] == "happy", course
-    assert len(course) <= 3, course  # no flicker between other classes on the way
+    assert_neutral_then_happy(course_of(result.stdout))
