@@ -26,6 +26,20 @@ def slow_cpu_profile(tmp_path: Path) -> Path:
     return tuned_profile(tmp_path, "cpu", camera_fps=TEST_FPS, queue_depth=EVERY_FRAME)
 
 
+def run_bringup(
+    profile: Path, *options: str, own_domain: bool = True, timeout_s: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``fer_ros_bringup PROFILE --quiet`` as users run it, in a clean process; in a DDS
+    domain of its own unless a probe of this process listens to it."""
+    return subprocess.run(
+        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), *options, "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=subprocess_env() if own_domain else None,
+    )
+
+
 def frames_with_a_result(report: str) -> int:
     """N from the bringup's final report line 'frames with a result: N (M with faces)'."""
     assert "frames with a result:" in report, report
@@ -41,12 +55,7 @@ def test_cpu_graph_labels_nearly_every_frame_that_shows_a_face(ros, media, tmp_p
     faces = probe.listen("/faces", FaceArray)
     expressions = probe.listen("/expressions", ExpressionArray)
     telemetry = probe.listen("/telemetry", Telemetry)
-    result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup.main", str(slow_cpu_profile(tmp_path)), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_bringup(slow_cpu_profile(tmp_path), own_domain=False)
     assert result.returncode == 0, result.stderr[-2000:]
     # Every demo frame shows a face. The count is the graph's own final report: this test
     # process may be too busy to take every message before the graph exits.
@@ -81,13 +90,7 @@ def test_loihi_graph_classifies_spike_trains_with_modelled_energy(ros, media):
 
 def test_bringup_runs_one_process_per_node_and_ends_with_the_video(media, tmp_path):
     profile = slow_cpu_profile(tmp_path)
-    result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--processes", "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=subprocess_env(),
-    )
+    result = run_bringup(profile, "--processes")
     assert result.returncode == 0, result.stderr[-2000:]
     assert frames_with_a_result(result.stdout) >= 0.95 * DEMO_FRAMES, result.stdout
 
@@ -95,13 +98,7 @@ def test_bringup_runs_one_process_per_node_and_ends_with_the_video(media, tmp_pa
 def test_bringup_reports_a_profile_that_cannot_configure(tmp_path):
     profile = tmp_path / "broken.yaml"
     profile.write_text("/**/inference:\n  ros__parameters:\n    model_card: missing_card.json\n")
-    result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup.main", str(profile), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=subprocess_env(),
-    )
+    result = run_bringup(profile, timeout_s=60)
     assert result.returncode == 1
     assert "/inference failed to configure" in result.stderr
     assert "missing_card.json" in result.stderr
@@ -127,12 +124,6 @@ def test_demo_video_reads_neutral_then_happy(media, tmp_path):
     if "neutral" not in card.classes:
         pytest.skip(f"{card.model_id} has no neutral class")
     path = tuned_profile(tmp_path, "loihi", camera_fps=TEST_FPS, queue_depth=EVERY_FRAME)
-    result = subprocess.run(
-        [sys.executable, "-m", "fer_ros.bringup.main", str(path), "--quiet"],
-        capture_output=True,
-        text=True,
-        timeout=180,
-        env=subprocess_env(),
-    )
+    result = run_bringup(path, timeout_s=180)
     assert result.returncode == 0, result.stderr[-2000:]
     assert_neutral_then_happy(course_of(result.stdout))
