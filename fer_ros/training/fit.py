@@ -178,32 +178,37 @@ def predict_logits(model: nn.Module, x: np.ndarray, batch: int = 256) -> np.ndar
     return np.concatenate(out) if out else np.zeros((0, 0), np.float32)
 
 
-def cross_validate(
+def out_of_fold(
     ds: FaceDataset, cfg: ArchConfig, s: TrainSettings, folds: int
-) -> dict[str, object]:
-    """Group-aware stratified k-fold CV: per-fold and mean ± std accuracy, pooled recall."""
-    fold_acc: list[float] = []
-    all_true, all_pred, all_dom = [], [], []
+) -> tuple[np.ndarray, np.ndarray]:
+    """Group-aware stratified k-fold CV: every sample's logits from the model trained
+    without its group, and its fold number (both in ``ds`` order)."""
+    logits = np.zeros((len(ds), len(ds.classes)), np.float32)
+    fold_of = np.full(len(ds), -1, np.int64)
     for k, (tr, te) in enumerate(group_kfold(strata(ds), ds.groups, folds, s.seed)):
         assert_group_disjoint(ds.groups, tr, te)
         model = train_model(ds.subset(tr), cfg, s, desc=f"fold {k + 1}/{folds}")
-        test = ds.subset(te)
-        pred = predict_logits(model, prepare(test, s)).argmax(1)
-        fold_acc.append(float(np.mean(pred == test.labels)))
-        all_true.append(test.labels)
-        all_pred.append(pred)
-        all_dom.append(te)
-    order = np.concatenate(all_dom)
-    pooled = summary_by_domain(
-        np.concatenate(all_true),
-        np.concatenate(all_pred),
-        ds.classes,
-        None if ds.domains is None else ds.domains[order],
-    )
+        logits[te] = predict_logits(model, prepare(ds.subset(te), s))
+        fold_of[te] = k
+    return logits, fold_of
+
+
+def cv_figures(ds: FaceDataset, logits: np.ndarray, fold_of: np.ndarray) -> dict[str, object]:
+    """Per-fold and mean ± std accuracy and pooled per-class recall of out-of-fold logits."""
+    pred = logits.argmax(1)
+    folds = int(fold_of.max()) + 1
+    fold_acc = [float(np.mean(pred[fold_of == k] == ds.labels[fold_of == k])) for k in range(folds)]
     return {
         "folds": folds,
         "fold_accuracy": [round(a, 4) for a in fold_acc],
         "accuracy_mean": round(float(np.mean(fold_acc)), 4),
         "accuracy_std": round(float(np.std(fold_acc)), 4),
-        "pooled": pooled,
+        "pooled": summary_by_domain(ds.labels, pred, ds.classes, ds.domains),
     }
+
+
+def cross_validate(
+    ds: FaceDataset, cfg: ArchConfig, s: TrainSettings, folds: int
+) -> dict[str, object]:
+    """Group-aware stratified k-fold CV: per-fold and mean ± std accuracy, pooled recall."""
+    return cv_figures(ds, *out_of_fold(ds, cfg, s, folds))

@@ -19,7 +19,8 @@ from fer_ros.training.data import FaceDataset, load_dataset
 from fer_ros.training.export import export_all
 from fer_ros.training.fit import (
     TrainSettings,
-    cross_validate,
+    cv_figures,
+    out_of_fold,
     predict_logits,
     prepare,
     train_model,
@@ -27,6 +28,12 @@ from fer_ros.training.fit import (
 from fer_ros.training.loihi import loihi_report
 from fer_ros.training.metrics import held_out_figures
 from fer_ros.training.model import ArchConfig
+from fer_ros.training.prior import (
+    adjust_logits,
+    load_out_of_fold,
+    save_out_of_fold,
+    shift_output_bias,
+)
 from fer_ros.training.splits import (
     assert_group_disjoint,
     groups_digest,
@@ -124,12 +131,14 @@ def run(
     group_regex: str | None = None,
     extra: dict[str, Any] | None = None,
     reuse: bool = False,
+    logit_adjust: str = "0",
 ) -> ModelCard:
     """The whole training run for one model; returns the written card.
 
     The checkpoint and the CV figures are kept in ``workdir``; with ``reuse`` a run with
     the same data, split and model id takes them from there instead of training again
-    (training can run on a GPU machine and exports and the card here)."""
+    (training can run on a GPU machine and exports and the card here). ``logit_adjust``
+    is a tau for :mod:`.prior`, or ``cv`` to choose it on the out-of-fold logits."""
     started = time.time()
     out_dir = out_dir.resolve()
     full = load_dataset(data, classes, group_regex)
@@ -138,16 +147,26 @@ def run(
     card_extra: dict[str, Any] = {"description": description} if description else {}
     checkpoint = workdir / f"{model_id}.pt"
     cv_file = workdir / f"{model_id}_cv.json"
-    if reuse and cv_file.is_file():
+    oof_file = workdir / f"{model_id}_cv_logits.npz"
+    oof = None
+    if reuse and cv_file.is_file() and (logit_adjust != "cv" or oof_file.is_file()):
         card_extra["cross_validation"] = json.loads(cv_file.read_text())
+        oof = load_out_of_fold(oof_file, split) if oof_file.is_file() else None
     elif folds >= 2:
-        card_extra["cross_validation"] = cross_validate(dev, cfg, s, folds)
+        oof = out_of_fold(dev, cfg, s, folds)
+        card_extra["cross_validation"] = cv_figures(dev, *oof)
         cv_file.parent.mkdir(parents=True, exist_ok=True)
         cv_file.write_text(json.dumps(card_extra["cross_validation"]))
+        save_out_of_fold(oof_file, oof, split)
     if reuse and checkpoint.is_file():
         model = _reused_model(checkpoint, split, ds.classes)
     else:
         model = train_model(dev, cfg, s, desc="final")
+    shift = None
+    if logit_adjust not in ("0", "0.0", 0, 0.0):
+        shift, card_extra["logit_adjustment"] = adjust_logits(model, dev, s, logit_adjust, oof)
+        if oof is not None:
+            card_extra["cross_validation"]["adjusted"] = cv_figures(dev, oof[0] + shift, oof[1])
     test_x = prepare(test, s)
     out_dir.mkdir(parents=True, exist_ok=True)
     png = f"{model_id}_confusion.png"
@@ -183,6 +202,8 @@ def run(
             "card_dir": str(out_dir.resolve()),
             "model_id": model_id,
             "test_groups_sha1": split["test_groups_sha1"],
+            # the deployed weights include it; --reuse takes it off again
+            "output_bias_shift": [] if shift is None else shift.tolist(),
         },
     )
     save_checkpoint(t, checkpoint)
@@ -233,6 +254,8 @@ def _reused_model(checkpoint: Path, split: dict[str, Any], classes: tuple[str, .
             f"{checkpoint}: trained on another split or class list (held-out groups {held}, "
             f"this split's {split['test_groups_sha1']}); remove it or run without --reuse"
         )
+    if t.info.get("output_bias_shift"):  # back to the weights as trained
+        shift_output_bias(t.model, -np.asarray(t.info["output_bias_shift"], np.float32))
     return t.model
 
 

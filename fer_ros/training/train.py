@@ -168,6 +168,13 @@ def main(argv: list[str] | None = None) -> None:
         help="take the checkpoint and CV figures already in --workdir (same split) "
         "instead of training again, e.g. after training on a GPU machine",
     )
+    p.add_argument(
+        "--logit-adjust",
+        default="0",
+        help="tau of the post-hoc logit adjustment folded into the output bias "
+        "(training.prior): 0 none, 1 the learned prior removed, or 'cv' to choose it on "
+        "the out-of-fold CV logits",
+    )
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     card = run(
@@ -186,6 +193,7 @@ def main(argv: list[str] | None = None) -> None:
         group_regex=args.group_regex,
         extra=search_provenance(args.arch),
         reuse=args.reuse,
+        logit_adjust=args.logit_adjust,
     )
     e = card.extra
     if "cross_validation" in e:

@@ -123,3 +123,24 @@ def wild_crops(
     np.savez_compressed(partial, **out)  # leaves no cache that looks complete
     partial.replace(cache)
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fer_ros.training.wild FILE...``: cut and cache the crops of every
+    in-the-wild set among FILEs (others are passed over), so that the first training run
+    or test does not pay for it; ``tools/setup.sh --dev`` runs it."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("files", nargs="*", type=Path)
+    args = parser.parse_args(argv)
+    wild = [p for p in args.files if p.is_file() and p.suffix == ".npz" and is_wild_npz(p)]
+    if not wild:
+        print("no in-the-wild photo set given; no crops cut", file=sys.stderr)
+    for path in wild:
+        wild_crops(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

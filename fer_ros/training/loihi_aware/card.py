@@ -22,18 +22,21 @@ from fer_ros.core.model_card import CannySettings, ModelCard
 from fer_ros.core.preprocessing import preprocess_crops
 from fer_ros.snn.convert import card_section, file_digest
 from fer_ros.snn.evaluate import evaluate
-from fer_ros.snn.params import SnnParams, save_snn_params
+from fer_ros.snn.params import SnnParams, load_snn_params, save_snn_params
 from fer_ros.training import graph
 from fer_ros.training.card import write_card
 from fer_ros.training.data import FaceDataset, load_dataset
 from fer_ros.training.export import agreement, onnx_runner, spec_runner
+from fer_ros.training.fit import class_weights
 from fer_ros.training.loihi import loihi_report
-from fer_ros.training.loihi_aware.folded import to_snn_params
+from fer_ros.training.loihi_aware.folded import block_shapes_of, to_snn_params
 from fer_ros.training.loihi_aware.neuron import set_mode
 from fer_ros.training.loihi_aware.simulate import emulator_predict
 from fer_ros.training.loihi_aware.train import (
     AwareModel,
     AwareSettings,
+    load_aware,
+    shift_logits,
     train_loihi_aware,
     train_rate,
 )
@@ -41,6 +44,7 @@ from fer_ros.training.metrics import held_out_figures, summary
 from fer_ros.training.model import ArchConfig
 from fer_ros.training.onnx_export import onnx_ops, save_onnx
 from fer_ros.training.pipeline import LICENCE, dataset_names, describe_layers, split_dataset
+from fer_ros.training.prior import bias_shift, trained_prior
 from fer_ros.training.splits import assert_group_disjoint, group_kfold
 
 RECIPE = (
@@ -143,11 +147,15 @@ def run_card(
     test_fraction: float = 0.2,
     workdir: Any = None,
     description: str = "",
+    reuse: bool = False,
+    logit_adjust: float = 0.0,
 ) -> ModelCard:
     """Loihi-aware counterpart of :func:`fer_ros.training.pipeline.run`: group-disjoint
     hold-out, k-fold CV of CNN *and* emulated SNN, final model on all development data,
     held-out evaluation, then ``<id>_cnn.npz``, ``<id>.onnx``, ``<id>_snn.npz``, the card
-    (``<id>.json``/``.md``) and the confusion PNGs in ``out_dir``."""
+    (``<id>.json``/``.md``) and the confusion PNGs in ``out_dir``. ``reuse`` takes the
+    model saved in ``workdir`` instead of training (no CV); ``logit_adjust`` is the tau of
+    :mod:`fer_ros.training.prior`, folded into both read-outs."""
     started = time.time()
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -162,11 +170,31 @@ def run_card(
     x_test = preprocess_crops(test.images, s.preprocessing, canny)
     extra: dict[str, Any] = {"description": description} if description else {}
     cv_snn: dict[str, Any] = {}
-    if folds >= 2:
-        extra["cross_validation"], cv_snn = cross_validate_snn(
-            dev, cfg, replace(s, progress=True), folds, canny
-        )
-    m = train_loihi_aware(dev.images, dev.labels, len(ds.classes), cfg, s, canny, x_dev[:256])
+    saved = Path(workdir or "build/training") / f"{model_id}_aware.pt"
+    if reuse and saved.is_file():
+        m = load_aware(saved, len(ds.classes))
+        m.net.set_block_shapes(block_shapes_of(load_snn_params(out_dir / f"{model_id}_snn.npz")))
+        cfg, s = m.cfg, m.settings
+    else:
+        if folds >= 2:
+            extra["cross_validation"], cv_snn = cross_validate_snn(
+                dev, cfg, replace(s, progress=True), folds, canny
+            )
+        m = train_loihi_aware(dev.images, dev.labels, len(ds.classes), cfg, s, canny, x_dev[:256])
+    shift = np.zeros(len(ds.classes), np.float32)
+    if logit_adjust:
+        weights = class_weights(dev.labels, len(ds.classes), s.class_weight_power).numpy()
+        prior = trained_prior(dev.labels, weights)
+        shift = bias_shift(prior, logit_adjust)
+        shift_logits(m.cnn, m.net, shift)
+        extra["logit_adjustment"] = {
+            "method": "logit adjustment, -tau * log(prior) folded into the CNN's and the "
+            "SNN's read-out biases (Menon et al. 2021)",
+            "tau": logit_adjust,
+            "chosen": "the tau chosen for the edge CNNs on their out-of-fold CV logits",
+            "prior": dict(zip(ds.classes, np.round(prior, 5).tolist(), strict=True)),
+            "bias_shift": dict(zip(ds.classes, np.round(shift, 4).tolist(), strict=True)),
+        }
     layers = graph.fold(m.cnn.eval())
     files = {
         "cnn_spec": f"{model_id}_cnn.npz",
@@ -263,6 +291,7 @@ def run_card(
                 "snn": m.net.state_dict(),
                 "cfg": cfg.to_json(),
                 "settings": asdict_settings(s),
+                "output_bias_shift": shift.tolist(),
             },
             Path(workdir) / f"{model_id}_aware.pt",
         )

@@ -74,6 +74,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--stage1", default=d.stage1_checkpoint, help="a --stage1-only file instead of stage 1"
     )
+    p.add_argument(
+        "--reuse",
+        action="store_true",
+        help="take the model saved in --workdir (<id>_aware.pt) instead of training; no CV",
+    )
+    p.add_argument(
+        "--logit-adjust",
+        type=float,
+        default=0.0,
+        help="tau of the logit adjustment folded into both read-outs (training.prior)",
+    )
     return p
 
 
@@ -113,7 +124,16 @@ def main(argv: list[str] | None = None) -> int:
         save_stage1(a.data, cfg, s, a.stage1_only)
         return 0
     card = run_card(
-        a.data, cfg, s, a.model_id, a.out, a.folds, workdir=a.workdir, description=a.description
+        a.data,
+        cfg,
+        s,
+        a.model_id,
+        a.out,
+        a.folds,
+        workdir=a.workdir,
+        description=a.description,
+        reuse=a.reuse,
+        logit_adjust=a.logit_adjust,
     )
     e = card.extra
     if "cross_validation" in e:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,6 +43,7 @@ from fer_ros.training.loihi_aware.folded import (
 from fer_ros.training.loihi_aware.neuron import SYNOP_J, LoihiRate, loihi_cnn, set_mode
 from fer_ros.training.loihi_aware.simulate import encode_rate, simulate, simulate_exact
 from fer_ros.training.model import ArchConfig, FerCnn
+from fer_ros.training.prior import shift_output_bias
 
 
 @dataclass(frozen=True)
@@ -318,3 +320,27 @@ def train_loihi_aware(
     stage1 = copy.deepcopy(net)
     net = finetune_spiking(net, images, labels, n_classes, s, canny)
     return AwareModel(cfg, s, cnn, net, stage1)
+
+
+def load_aware(path: str | Path, n_classes: int) -> AwareModel:
+    """The model a run saved in its workdir (``<id>_aware.pt``), as trained: a logit
+    adjustment folded in by that run (``output_bias_shift``) is taken off again."""
+    data = torch.load(path, map_location="cpu", weights_only=True)
+    cfg = ArchConfig.from_json(data["cfg"])
+    s = AwareSettings(**data["settings"])
+    cnn = loihi_cnn(cfg, n_classes, s.timesteps, "relu", s.delay)
+    cnn.load_state_dict(data["cnn"])
+    net = fold_model(cnn.eval(), s.timesteps, s.delay)
+    net.load_state_dict(data["snn"])
+    shift = data.get("output_bias_shift")
+    if shift is not None and len(shift):
+        shift_logits(cnn, net, -np.asarray(shift, np.float32))
+    return AwareModel(cfg, s, cnn, net)
+
+
+def shift_logits(cnn: FerCnn, net: FoldedNet, shift: np.ndarray) -> None:
+    """Add ``shift`` to the read-out biases of both the CNN and the on-chip network (the
+    folded net's read-out is in the CNN's logit units: see ``normalise``)."""
+    shift_output_bias(cnn, shift)
+    with torch.no_grad():
+        net.biases[-1] += torch.from_numpy(np.asarray(shift, np.float32))
