@@ -8,7 +8,7 @@ and aims at balanced accuracy. The shift is folded into the output layer's bias,
 export and runtime carries it without knowing of it. Tau is chosen on out-of-fold CV
 logits of the development groups (never the held-out ones), where the score is the mean
 of accuracy and balanced accuracy over the data sets, so neither the common classes nor
-the rare ones are given up.
+the rare ones are given up, and a gain within fold noise keeps the smaller tau.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from fer_ros.training.fit import TrainSettings, class_weights
 from fer_ros.training.metrics import summary
 
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
+TOLERANCE = 0.005  # a score within half a point of the best counts as a tie
 
 
 def trained_prior(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -67,14 +68,17 @@ def choose_tau(
     classes: tuple[str, ...],
     prior: np.ndarray,
     taus: tuple[float, ...] = TAUS,
+    tolerance: float = TOLERANCE,
 ) -> tuple[float, list[dict[str, Any]]]:
-    """The tau of ``taus`` with the best :func:`score` on out-of-fold logits (the smallest
-    on a tie), and the whole curve for the card."""
+    """The smallest tau of ``taus`` whose :func:`score` on out-of-fold logits is within
+    ``tolerance`` of the best (smaller differences are fold noise: the folds' accuracies
+    differ by about a point), and the whole curve for the card."""
     curve = [
         {"tau": t, **score(logits, labels, domains, classes, bias_shift(prior, t))} for t in taus
     ]
-    best = max(curve, key=lambda row: (row["score"], -row["tau"]))
-    return float(best["tau"]), curve
+    best = max(row["score"] for row in curve)
+    chosen = min(row["tau"] for row in curve if row["score"] >= best - tolerance)
+    return float(chosen), curve
 
 
 def output_layer(model: nn.Module) -> nn.Linear:
@@ -125,7 +129,10 @@ def adjust_logits(
         if oof is None:
             raise ValueError("--logit-adjust cv needs cross-validation (--folds >= 2)")
         tau, curve = choose_tau(oof[0], dev.labels, dev.domains, dev.classes, prior)
-        chosen = "best score on the development groups' out-of-fold CV logits"
+        chosen = (
+            f"the smallest tau within {TOLERANCE} of the best score on the development "
+            "groups' out-of-fold CV logits"
+        )
     else:
         tau, chosen = float(logit_adjust), "given"
         curve = (
