@@ -160,10 +160,16 @@ def test_a_logit_shift_moves_both_read_outs_and_a_saved_model_comes_back_as_trai
             "cfg": TINY.to_json(),
             "settings": {k: v for k, v in asdict(shifted.settings).items() if k != "progress"},
             "output_bias_shift": shift.tolist(),
+            "test_groups_sha1": "0" * 12,
+            "classes": [f"c{i}" for i in range(n)],
+            "block_shapes": [list(b) for b in model.net.block_shapes],
         },
         path,
     )
-    back = la.load_aware(path, n)
-    back.net.set_block_shapes(model.net.block_shapes)
+    back, saved = la.load_aware(path, tuple(f"c{i}" for i in range(n)))
+    assert back.net.block_shapes == model.net.block_shapes and saved["test_groups_sha1"]
     with torch.no_grad():
         assert back.net.rate_forward(xt).numpy() == pytest.approx(net_before, abs=1e-4)
+        assert back.cnn(xt).numpy() == pytest.approx(cnn_before, abs=1e-4)
+    with pytest.raises(ValueError, match="trained on classes"):
+        la.load_aware(path, tuple(f"d{i}" for i in range(n)))

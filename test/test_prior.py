@@ -21,6 +21,7 @@ from fer_ros.training.prior import (  # noqa: E402
     TAUS,
     bias_shift,
     choose_tau,
+    parse_tau,
     shift_output_bias,
     trained_prior,
 )
@@ -92,3 +93,19 @@ def test_pipeline_folds_the_shift_in_once(ck_plus_path: Path, tmp_path: Path) ->
         + bias_shift(np.asarray(list(second["logit_adjustment"]["prior"].values())), tau)
     )
     assert predict_logits(again.model, x) == pytest.approx(expect, abs=1e-3)
+    # and with tau 0 the weights as trained come back: the first run did apply its shift
+    run(*args, folds=2, subset=150, workdir=wd, logit_adjust="0", reuse=True)
+    raw = load_checkpoint(wd / "tiny.pt")
+    assert predict_logits(deployed.model, x) - predict_logits(raw.model, x) == pytest.approx(
+        np.broadcast_to(shift, (4, len(shift))), abs=1e-3
+    )
+
+
+def test_a_class_never_seen_gets_no_boost_and_bad_taus_are_refused() -> None:
+    prior = trained_prior(np.array([0, 0, 1]), np.ones(3))  # class 2 has no sample
+    shift = bias_shift(prior, 1.0)
+    assert shift[2] == pytest.approx(shift[:2].min())
+    assert parse_tau("cv") == "cv" and parse_tau("0.5") == 0.5
+    for bad in ("-1", "none", "nan"):
+        with pytest.raises(ValueError, match="--logit-adjust"):
+            parse_tau(bad)

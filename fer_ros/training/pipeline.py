@@ -31,6 +31,7 @@ from fer_ros.training.model import ArchConfig
 from fer_ros.training.prior import (
     adjust_logits,
     load_out_of_fold,
+    parse_tau,
     save_out_of_fold,
     shift_output_bias,
 )
@@ -140,6 +141,7 @@ def run(
     (training can run on a GPU machine and exports and the card here). ``logit_adjust``
     is a tau for :mod:`.prior`, or ``cv`` to choose it on the out-of-fold logits."""
     started = time.time()
+    tau = parse_tau(logit_adjust)
     out_dir = out_dir.resolve()
     full = load_dataset(data, classes, group_regex)
     ds = group_subset(full, subset, s.seed)
@@ -149,22 +151,22 @@ def run(
     cv_file = workdir / f"{model_id}_cv.json"
     oof_file = workdir / f"{model_id}_cv_logits.npz"
     oof = None
-    if reuse and cv_file.is_file() and (logit_adjust != "cv" or oof_file.is_file()):
+    if reuse and cv_file.is_file() and (tau != "cv" or oof_file.is_file()):
         card_extra["cross_validation"] = json.loads(cv_file.read_text())
-        oof = load_out_of_fold(oof_file, split) if oof_file.is_file() else None
+        oof = load_out_of_fold(oof_file, split, dev) if oof_file.is_file() else None
     elif folds >= 2:
         oof = out_of_fold(dev, cfg, s, folds)
         card_extra["cross_validation"] = cv_figures(dev, *oof)
         cv_file.parent.mkdir(parents=True, exist_ok=True)
         cv_file.write_text(json.dumps(card_extra["cross_validation"]))
-        save_out_of_fold(oof_file, oof, split)
+        save_out_of_fold(oof_file, oof, split, dev)
     if reuse and checkpoint.is_file():
         model = _reused_model(checkpoint, split, ds.classes)
     else:
         model = train_model(dev, cfg, s, desc="final")
     shift = None
-    if logit_adjust not in ("0", "0.0", 0, 0.0):
-        shift, card_extra["logit_adjustment"] = adjust_logits(model, dev, s, logit_adjust, oof)
+    if tau != 0:
+        shift, card_extra["logit_adjustment"] = adjust_logits(model, dev, s, tau, oof)
         if oof is not None:
             card_extra["cross_validation"]["adjusted"] = cv_figures(dev, oof[0] + shift, oof[1])
     test_x = prepare(test, s)

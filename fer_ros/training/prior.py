@@ -26,20 +26,38 @@ from fer_ros.training.metrics import summary
 
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 TOLERANCE = 0.005  # a score within half a point of the best counts as a tie
+ABSENT = 1e-9  # a prior below this: a class with no training sample
 
 
 def trained_prior(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """The class prior a model trained with these loss weights has learned: counts times
     weights, normalised (classes with no sample get a tiny floor, not log 0)."""
     counts = np.bincount(labels, minlength=len(weights)).astype(np.float64)
-    prior = np.maximum(counts * weights, 1e-12)
+    prior = np.maximum(counts * weights, ABSENT / 10)
     return prior / prior.sum()
 
 
 def bias_shift(prior: np.ndarray, tau: float) -> np.ndarray:
-    """``-tau * log(prior)``, centred (a constant on every logit changes no answer)."""
-    shift = -tau * np.log(prior)
+    """``-tau * log(prior)``, centred (a constant on every logit changes no answer). A
+    class the model never saw gets the smallest shift, not the floor's huge boost."""
+    present = prior > ABSENT
+    shift = -tau * np.log(np.maximum(prior, ABSENT))
+    shift = np.where(present, shift, shift[present].min() if present.any() else 0.0)
     return (shift - shift.mean()).astype(np.float32)
+
+
+def parse_tau(value: str | float) -> float | str:
+    """``--logit-adjust``: ``cv``, or a tau >= 0; anything else is refused before any
+    training starts."""
+    if str(value).strip().lower() == "cv":
+        return "cv"
+    try:
+        tau = float(value)
+    except ValueError:
+        raise ValueError(f"--logit-adjust must be 'cv' or a number >= 0, got {value!r}") from None
+    if not tau >= 0:
+        raise ValueError(f"--logit-adjust must be 'cv' or a number >= 0, got {value!r}")
+    return tau
 
 
 def score(
@@ -77,7 +95,7 @@ def choose_tau(
         {"tau": t, **score(logits, labels, domains, classes, bias_shift(prior, t))} for t in taus
     ]
     best = max(row["score"] for row in curve)
-    chosen = min(row["tau"] for row in curve if row["score"] >= best - tolerance)
+    chosen = min(row["tau"] for row in curve if best - row["score"] <= tolerance + 1e-9)
     return float(chosen), curve
 
 
@@ -96,16 +114,37 @@ def shift_output_bias(model: nn.Module, shift: np.ndarray) -> None:
         layer.bias += torch.from_numpy(np.asarray(shift, np.float32)).to(layer.bias.device)
 
 
-def save_out_of_fold(path: Path, oof: tuple[np.ndarray, np.ndarray], split: dict) -> None:
-    """Out-of-fold logits and fold numbers, keyed by the split's held-out digest."""
+def save_out_of_fold(
+    path: Path, oof: tuple[np.ndarray, np.ndarray], split: dict[str, Any], dev: FaceDataset
+) -> None:
+    """Out-of-fold logits and fold numbers, with the split's held-out digest and the
+    class order they were computed for."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(path, logits=oof[0], fold=oof[1], test_groups_sha1=split["test_groups_sha1"])
+    np.savez(
+        path,
+        logits=oof[0],
+        fold=oof[1],
+        test_groups_sha1=split["test_groups_sha1"],
+        classes=np.asarray(dev.classes),
+    )
 
 
-def load_out_of_fold(path: Path, split: dict) -> tuple[np.ndarray, np.ndarray]:
+def load_out_of_fold(
+    path: Path, split: dict[str, Any], dev: FaceDataset
+) -> tuple[np.ndarray, np.ndarray]:
+    """What :func:`save_out_of_fold` wrote, only if it belongs to this split, class order
+    and development set."""
     with np.load(path, allow_pickle=False) as d:
-        if str(d["test_groups_sha1"]) != split["test_groups_sha1"]:
-            raise ValueError(f"{path}: out-of-fold logits of another split; remove it")
+        same = (
+            "classes" in d.files
+            and str(d["test_groups_sha1"]) == split["test_groups_sha1"]
+            and tuple(d["classes"].tolist()) == tuple(dev.classes)
+            and d["logits"].shape == (len(dev), len(dev.classes))
+        )
+        if not same:
+            raise ValueError(
+                f"{path}: out-of-fold logits of another split, class order or data; remove it"
+            )
         return d["logits"], d["fold"]
 
 
@@ -113,7 +152,7 @@ def adjust_logits(
     model: nn.Module,
     dev: FaceDataset,
     s: TrainSettings,
-    logit_adjust: str,
+    logit_adjust: float | str,
     oof: tuple[np.ndarray, np.ndarray] | None,
 ) -> tuple[np.ndarray, dict[str, Any]]:
     """Shift ``model``'s output bias by tau (``logit_adjust``, or ``cv``: chosen on the

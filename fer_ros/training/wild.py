@@ -20,6 +20,7 @@ import hashlib
 import json
 import os
 import sys
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from itertools import pairwise
@@ -134,7 +135,15 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=main.__doc__)
     parser.add_argument("files", nargs="*", type=Path)
     args = parser.parse_args(argv)
-    wild = [p for p in args.files if p.is_file() and p.suffix == ".npz" and is_wild_npz(p)]
+    wild = []
+    for path in args.files:
+        if not (path.is_file() and path.suffix == ".npz"):
+            continue
+        try:
+            if is_wild_npz(path):
+                wild.append(path)
+        except (OSError, ValueError, zipfile.BadZipFile) as error:  # e.g. a Git LFS pointer
+            print(f"{path}: not a readable .npz ({error}); passed over", file=sys.stderr)
     if not wild:
         print("no in-the-wild photo set given; no crops cut", file=sys.stderr)
     for path in wild:

@@ -22,7 +22,7 @@ from fer_ros.core.model_card import CannySettings, ModelCard
 from fer_ros.core.preprocessing import preprocess_crops
 from fer_ros.snn.convert import card_section, file_digest
 from fer_ros.snn.evaluate import evaluate
-from fer_ros.snn.params import SnnParams, load_snn_params, save_snn_params
+from fer_ros.snn.params import SnnParams, save_snn_params
 from fer_ros.training import graph
 from fer_ros.training.card import write_card
 from fer_ros.training.data import FaceDataset, load_dataset
@@ -161,26 +161,28 @@ def run_card(
     out_dir.mkdir(parents=True, exist_ok=True)
     canny = CannySettings()
     ds = load_dataset(data)
+    saved_model = Path(workdir or "build/training") / f"{model_id}_aware.pt"
+    m, kept = (None, {})
+    if reuse and saved_model.is_file():
+        m, kept = load_aware(saved_model, ds.classes)
+        cfg, s = m.cfg, m.settings  # the split and the inputs as that run made them
     dev, test, split = split_dataset(ds, test_fraction, s.seed)
-    if s.stage1_checkpoint:
-        saved = torch.load(s.stage1_checkpoint, map_location="cpu", weights_only=True)
-        if saved["test_groups_sha1"] != split["test_groups_sha1"]:
+    if m is not None and kept["test_groups_sha1"] != split["test_groups_sha1"]:
+        raise ValueError(f"{saved_model}: trained on another split of {data}; run without --reuse")
+    if s.stage1_checkpoint and m is None:
+        stage1 = torch.load(s.stage1_checkpoint, map_location="cpu", weights_only=True)
+        if stage1["test_groups_sha1"] != split["test_groups_sha1"]:
             raise ValueError(f"{s.stage1_checkpoint}: trained on another split of {data}")
     x_dev = preprocess_crops(dev.images, s.preprocessing, canny)
     x_test = preprocess_crops(test.images, s.preprocessing, canny)
     extra: dict[str, Any] = {"description": description} if description else {}
-    cv_snn: dict[str, Any] = {}
-    saved = Path(workdir or "build/training") / f"{model_id}_aware.pt"
-    if reuse and saved.is_file():
-        m = load_aware(saved, len(ds.classes))
-        m.net.set_block_shapes(block_shapes_of(load_snn_params(out_dir / f"{model_id}_snn.npz")))
-        cfg, s = m.cfg, m.settings
-    else:
+    cv, cv_snn = kept.get("cross_validation", {}), kept.get("cross_validation_emulator", {})
+    if m is None:
         if folds >= 2:
-            extra["cross_validation"], cv_snn = cross_validate_snn(
-                dev, cfg, replace(s, progress=True), folds, canny
-            )
+            cv, cv_snn = cross_validate_snn(dev, cfg, replace(s, progress=True), folds, canny)
         m = train_loihi_aware(dev.images, dev.labels, len(ds.classes), cfg, s, canny, x_dev[:256])
+    if cv:
+        extra["cross_validation"] = cv
     shift = np.zeros(len(ds.classes), np.float32)
     if logit_adjust:
         weights = class_weights(dev.labels, len(ds.classes), s.class_weight_power).numpy()
@@ -191,7 +193,7 @@ def run_card(
             "method": "logit adjustment, -tau * log(prior) folded into the CNN's and the "
             "SNN's read-out biases (Menon et al. 2021)",
             "tau": logit_adjust,
-            "chosen": "the tau chosen for the edge CNNs on their out-of-fold CV logits",
+            "chosen": "given (--logit-adjust)",
             "prior": dict(zip(ds.classes, np.round(prior, 5).tolist(), strict=True)),
             "bias_shift": dict(zip(ds.classes, np.round(shift, 4).tolist(), strict=True)),
         }
@@ -292,6 +294,11 @@ def run_card(
                 "cfg": cfg.to_json(),
                 "settings": asdict_settings(s),
                 "output_bias_shift": shift.tolist(),
+                "test_groups_sha1": split["test_groups_sha1"],
+                "classes": list(ds.classes),
+                "block_shapes": [list(b) for b in block_shapes_of(params)],
+                "cross_validation": cv,
+                "cross_validation_emulator": cv_snn,
             },
             Path(workdir) / f"{model_id}_aware.pt",
         )

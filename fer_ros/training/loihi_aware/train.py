@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -322,20 +323,27 @@ def train_loihi_aware(
     return AwareModel(cfg, s, cnn, net, stage1)
 
 
-def load_aware(path: str | Path, n_classes: int) -> AwareModel:
-    """The model a run saved in its workdir (``<id>_aware.pt``), as trained: a logit
-    adjustment folded in by that run (``output_bias_shift``) is taken off again."""
+def load_aware(path: str | Path, classes: tuple[str, ...]) -> tuple[AwareModel, dict[str, Any]]:
+    """The model a run saved in its workdir (``<id>_aware.pt``), as trained (a logit
+    adjustment folded in by that run, ``output_bias_shift``, is taken off again), and what
+    that run recorded with it (split digest, CV figures)."""
     data = torch.load(path, map_location="cpu", weights_only=True)
+    missing = {"test_groups_sha1", "classes", "block_shapes"} - set(data)
+    if missing:
+        raise ValueError(f"{path}: saved without {', '.join(sorted(missing))}; train it again")
+    if tuple(data["classes"]) != tuple(classes):
+        raise ValueError(f"{path}: trained on classes {data['classes']}, not {list(classes)}")
     cfg = ArchConfig.from_json(data["cfg"])
     s = AwareSettings(**data["settings"])
-    cnn = loihi_cnn(cfg, n_classes, s.timesteps, "relu", s.delay)
+    cnn = loihi_cnn(cfg, len(classes), s.timesteps, "relu", s.delay)
     cnn.load_state_dict(data["cnn"])
     net = fold_model(cnn.eval(), s.timesteps, s.delay)
     net.load_state_dict(data["snn"])
+    net.set_block_shapes([tuple(b) for b in data["block_shapes"]])
     shift = data.get("output_bias_shift")
     if shift is not None and len(shift):
         shift_logits(cnn, net, -np.asarray(shift, np.float32))
-    return AwareModel(cfg, s, cnn, net)
+    return AwareModel(cfg, s, cnn, net), data
 
 
 def shift_logits(cnn: FerCnn, net: FoldedNet, shift: np.ndarray) -> None:
