@@ -23,6 +23,7 @@ from fer_ros.training.prior import (  # noqa: E402
     choose_tau,
     parse_tau,
     shift_output_bias,
+    tau_curve,
     trained_prior,
 )
 
@@ -51,7 +52,8 @@ def test_tau_is_chosen_where_the_rare_class_comes_back() -> None:
     evidence = np.where(labels == 1, 1.0, -1.0) + rng.normal(0, 0.8, len(labels))
     logits = np.stack([np.full(len(labels), np.log(9.0)), evidence], axis=1)
     prior = trained_prior(labels, np.ones(2))
-    tau, curve = choose_tau(logits, labels, None, CLASSES, prior)
+    curve = tau_curve(logits, labels, None, CLASSES, prior)
+    tau = choose_tau(curve)
     by_tau = {row["tau"]: row["by_dataset"]["all"] for row in curve}
     assert by_tau[0.0]["balanced_accuracy"] < 0.6
     assert tau > 0

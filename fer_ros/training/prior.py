@@ -79,24 +79,26 @@ def score(
     return {"score": round(mean, 4), "by_dataset": per_set}
 
 
-def choose_tau(
+def tau_curve(
     logits: np.ndarray,
     labels: np.ndarray,
     domains: np.ndarray | None,
     classes: tuple[str, ...],
     prior: np.ndarray,
     taus: tuple[float, ...] = TAUS,
-    tolerance: float = TOLERANCE,
-) -> tuple[float, list[dict[str, Any]]]:
-    """The smallest tau of ``taus`` whose :func:`score` on out-of-fold logits is within
-    ``tolerance`` of the best (smaller differences are fold noise: the folds' accuracies
-    differ by about a point), and the whole curve for the card."""
-    curve = [
+) -> list[dict[str, Any]]:
+    """:func:`score` of the out-of-fold ``logits`` at every tau of ``taus``."""
+    return [
         {"tau": t, **score(logits, labels, domains, classes, bias_shift(prior, t))} for t in taus
     ]
+
+
+def choose_tau(curve: list[dict[str, Any]], tolerance: float = TOLERANCE) -> float:
+    """The smallest tau of a :func:`tau_curve` whose score is within ``tolerance`` of the
+    best (smaller differences are fold noise: the folds' accuracies differ by about a
+    point)."""
     best = max(row["score"] for row in curve)
-    chosen = min(row["tau"] for row in curve if best - row["score"] <= tolerance + 1e-9)
-    return float(chosen), curve
+    return float(min(row["tau"] for row in curve if best - row["score"] <= tolerance + 1e-9))
 
 
 def output_layer(model: nn.Module) -> nn.Linear:
@@ -164,27 +166,17 @@ def adjust_logits(
         else np.ones(n)
     )
     prior = trained_prior(dev.labels, weights)
+    if logit_adjust == "cv" and oof is None:
+        raise ValueError("--logit-adjust cv needs cross-validation (--folds >= 2)")
+    curve = [] if oof is None else tau_curve(oof[0], dev.labels, dev.domains, dev.classes, prior)
     if logit_adjust == "cv":
-        if oof is None:
-            raise ValueError("--logit-adjust cv needs cross-validation (--folds >= 2)")
-        tau, curve = choose_tau(oof[0], dev.labels, dev.domains, dev.classes, prior)
+        tau = choose_tau(curve)
         chosen = (
             f"the smallest tau within {TOLERANCE} of the best score on the development "
             "groups' out-of-fold CV logits"
         )
     else:
         tau, chosen = float(logit_adjust), "given"
-        curve = (
-            []
-            if oof is None
-            else [
-                {
-                    "tau": t,
-                    **score(oof[0], dev.labels, dev.domains, dev.classes, bias_shift(prior, t)),
-                }
-                for t in TAUS
-            ]
-        )
     shift = bias_shift(prior, tau)
     shift_output_bias(model, shift)
     return shift, {
