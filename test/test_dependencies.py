@@ -55,6 +55,7 @@ DEPENDENCIES: dict[str, Dependency] = {
     "cv2": Dependency("python3-opencv", "opencv-python-headless"),
     "yaml": Dependency("python3-yaml", "PyYAML"),
     "scipy": Dependency("python3-scipy", "scipy"),
+    "numba": Dependency("python3-numba", "numba"),
     "h5py": Dependency("python3-h5py", "h5py"),
     "onnxruntime": Dependency("python3-onnxruntime-pip", "onnxruntime"),
     "rosbags": Dependency("python3-rosbags-pip", "rosbags"),

@@ -250,7 +250,19 @@ def test_committed_snn_presentations_equal_the_runners(committed):
 # ------------------------------------------------------------------ random networks
 
 
-def test_conv_strides_padding_and_cores_split_every_way():
+@pytest.fixture(params=["dense product", "spike by spike"])
+def input_path(request, monkeypatch):
+    """Both ways a layer's synaptic input is computed (the emulator picks one by the share
+    of spikes): forced here, so each random network checks both against nengo-loihi."""
+    from fer_ros.snn.emulator import layered
+
+    monkeypatch.setattr(
+        layered, "SCATTER_DENSITY", 0.0 if request.param == "dense product" else 1.1
+    )
+    return request.param
+
+
+def test_conv_strides_padding_and_cores_split_every_way(input_path):
     """Conv layers split over channels (cores with different weight scales), rows and
     columns (non-contiguous tiles); 'same' and 'valid' padding, strides 1 and 2, kernels
     2, 3 and 5; a multi-channel input; negative membranes throughout."""
@@ -273,7 +285,7 @@ def test_conv_strides_padding_and_cores_split_every_way():
     assert [layer.kind for layer in generic.layers] == ["sparse", "sparse", "sparse", "dense"]
 
 
-def test_toy_shapes_batch_of_one_and_batches_agree():
+def test_toy_shapes_batch_of_one_and_batches_agree(input_path):
     params = random_params(
         0,
         (1, 12, 12),
@@ -295,7 +307,7 @@ def test_toy_shapes_batch_of_one_and_batches_agree():
     assert all(s.any() for s in batch.spikes[:3])  # activity reaches the deep layers
 
 
-def test_repeated_input_rows_are_computed_once_and_identically():
+def test_repeated_input_rows_are_computed_once_and_identically(input_path):
     """Rate-coded input repeats rows (a pixel at the maximum rate spikes every step): the
     first layer's input is then computed per distinct row, also across a batch."""
     params = random_params(
@@ -312,7 +324,7 @@ def test_repeated_input_rows_are_computed_once_and_identically():
     assert _distinct_rows(src) is not None and layered.layers[0].kind == "conv"
 
 
-def test_saturating_input_wraps_like_loihi_and_membranes_hit_vmin():
+def test_saturating_input_wraps_like_loihi_and_membranes_hit_vmin(input_path):
     """Strong all-positive fan-in overflows the 21-bit synaptic input (nengo-loihi wraps it
     and warns); strong negative drive pins membranes at vmin."""
     base = random_params(3, (1, 20, 20), [("dense", 30, (10,), 1, 0), ("dense", 6, (6,), 400, 0)])
@@ -336,7 +348,7 @@ def test_saturating_input_wraps_like_loihi_and_membranes_hit_vmin():
     assert (trace.voltages[1] == vmin).any() and (trace.voltages[1] < 0).mean() > 0.5
 
 
-def test_refractory_leaky_and_filtered_neurons():
+def test_refractory_leaky_and_filtered_neurons(input_path):
     """Refractory delays (ref_count), LIF voltage decay with vmin 0, and Lowpass synapses
     (current decay); the saturated, slowly decaying current wraps at 23 bits."""
     params = random_params(

@@ -37,9 +37,10 @@ from fer_ros.backends.base import (
     SpikeStats,
 )
 from fer_ros.core.options import Param, config_class, option_values, read_config
+from fer_ros.core.paths import cache_dir
 from fer_ros.core.spike_encoding import ConvertedTiming
 from fer_ros.snn.activity import ActivityCounter
-from fer_ros.snn.emulator.tables import cache_dir, table_key
+from fer_ros.snn.emulator.tables import table_key
 from fer_ros.snn.energy import LoihiEnergyModel, NxsdkEnergyMeter
 from fer_ros.snn.params import load_snn_params
 from fer_ros.snn.runner import EMULATORS, RESETS, TARGETS, SnnRunner, has_nxsdk, resolve_target

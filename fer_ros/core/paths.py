@@ -1,5 +1,6 @@
-"""Where the installed package keeps its share files (config/, launch/, models/), and
-where the labelled face crops are (:func:`data_path`)."""
+"""Where the installed package keeps its share files (config/, launch/, models/), where
+the labelled face crops are (:func:`data_path`), and where it may cache what it derives
+(:func:`cache_dir`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ PACKAGE = "fer_ros"
 _SOURCE_ROOT = Path(__file__).resolve().parents[2]  # the checkout: fer_ros/core/paths.py
 DATA_ENV = "FER_ROS_DATA"
 DATA_FILE = "ck_plus_48_dev.npz"  # the CK+ development set (research use, never committed)
+CACHE_ENV = "FER_ROS_CACHE"  # directory; "off" disables the cache
 
 
 @lru_cache(maxsize=1)
@@ -61,3 +63,18 @@ def data_path() -> Path:
     if override:
         return Path(override)
     return _SOURCE_ROOT.parent / "shared" / "data" / DATA_FILE
+
+
+def cache_dir() -> Path | None:
+    """$FER_ROS_CACHE, else $XDG_CACHE_HOME/fer_ros or ~/.cache/fer_ros; None if off.
+
+    What is kept there is derived from shipped files only (emulator tables, compiled
+    kernels) and is rebuilt when missing or unreadable.
+    """
+    value = os.environ.get(CACHE_ENV, "")
+    if value.lower() == "off":
+        return None
+    if value:
+        return Path(value)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / PACKAGE

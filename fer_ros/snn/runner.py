@@ -132,6 +132,7 @@ class SnnRunner:
             try:
                 self.layered = LayeredEmulator.from_tables(*load_tables(tables))
                 log.info("layered emulator tables read from %s (no model built)", tables)
+                self.layered.warm_up()
                 return
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("cannot read %s (%s): building the model again", tables, exc)
@@ -147,6 +148,8 @@ class SnnRunner:
         if emulator == "fast" and self.target == "sim":
             self.layered = self._layered_emulator()
         self.emulator = "fast" if self.layered is not None else "nengo"  # what runs faces
+        if self.layered is not None:
+            self.layered.warm_up()
         if self.layered is not None and cached and tables is not None:
             try:
                 save_tables(tables, self.layered)

@@ -43,6 +43,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fer_ros.snn.emulator import kernels
 from fer_ros.snn.emulator.integers import DECAY_BITS, Q_BITS, U_BITS, wrap_float
 from fer_ros.snn.emulator.mirror import supports
 from fer_ros.snn.emulator.presentation import Presentation
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 EXACT_F32 = 2**24  # integers below this are exact in float32
 EXACT_F64 = 2**53
 CHUNK_BYTES = 1 << 20  # im2col patches per GEMM: cache-sized, so batches scale linearly
+SCATTER_DENSITY = 0.1  # below this share of spikes, input is added a spike at a time
 
 
 @dataclass(frozen=True)
@@ -99,24 +101,45 @@ def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 def _padded(layer: ChipLayer, shape: tuple[int, ...]) -> np.ndarray:
     """A zero-bordered im2col buffer, kept per layer: only its interior is ever written."""
-    buffer = layer.pads.get(shape)
+    buffer = layer.scratch.get(shape)
     if buffer is None:
-        if len(layer.pads) >= 8:  # many batch sizes seen: do not hoard memory
-            layer.pads.clear()
-        buffer = layer.pads[shape] = np.zeros(shape, layer.gemm_dtype)
+        if len(layer.scratch) >= 8:  # many batch sizes seen: do not hoard memory
+            layer.scratch.clear()
+        buffer = layer.scratch[shape] = np.zeros(shape, layer.gemm_dtype)
     return buffer
 
 
-def _repeated(rows: np.ndarray, index: np.ndarray) -> list[np.ndarray]:
-    """Per step, the (faces, n) input ``rows[index[step]]``; steps alike share one array."""
-    shared: dict[bytes, np.ndarray] = {}
-    out = []
-    for step in index:
-        key = step.tobytes()
-        if key not in shared:
-            shared[key] = rows[step]
-        out.append(shared[key])
-    return out
+def _sparse_enough(x: np.ndarray) -> bool:
+    """Whether adding a weight row per spike beats the dense product for 0/1 spikes ``x``.
+
+    The dense product does every multiply at BLAS speed; the spike-driven one only the
+    nonzero ones, at a fraction of it (measured crossing on the committed SNN's layers:
+    about SCATTER_DENSITY).
+    """
+    flat = x.reshape(-1)
+    if flat.size % 8 or not x.flags.c_contiguous:
+        return bool(np.count_nonzero(flat) < SCATTER_DENSITY * flat.size)
+    return kernels.count_spikes(flat.view(np.uint64)) < SCATTER_DENSITY * flat.size
+
+
+def _reach(layer: ChipLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a convolution: the output positions each input position reaches, and by which
+    tap, as (first, position, tap): input position p reaches ``position[first[p]:first[p+1]]``."""
+    found = layer.scratch.get("reach")
+    if found is None:
+        h, w, _, kh, kw, stride, pad, oh, ow, _ = layer.window
+        oy, ox, dy, dx = np.meshgrid(
+            np.arange(oh), np.arange(ow), np.arange(kh), np.arange(kw), indexing="ij"
+        )
+        y, x = oy * stride - pad + dy, ox * stride - pad + dx
+        inside = (y >= 0) & (y < h) & (x >= 0) & (x < w)
+        source = (y * w + x)[inside]
+        order = np.argsort(source, kind="stable")
+        position = (oy * ow + ox)[inside][order]
+        tap = (dy * kw + dx)[inside][order]
+        first = np.searchsorted(source[order], np.arange(h * w + 1)).astype(np.int64)
+        found = layer.scratch["reach"] = (first, position.astype(np.int64), tap.astype(np.int64))
+    return found
 
 
 def _chunk_rows(layer: ChipLayer, n_source: int) -> int:
@@ -227,6 +250,11 @@ class LayeredEmulator:
         emulator._sparse = scipy.sparse
         emulator.n_inputs, emulator.layers, emulator.vth_out = n_inputs, layers, vth_out
         return emulator
+
+    def warm_up(self) -> None:
+        """Present an empty two-step batch: the compiled kernels (:mod:`.kernels`) are
+        compiled, or read from their cache, now rather than at the first face."""
+        self.run_batch(np.zeros((1, 2, self.n_inputs), bool))
 
     # ------------------------------------------------------------------ construction
 
@@ -415,6 +443,20 @@ class LayeredEmulator:
         """(rows, sources) 0/1 spikes -> exact integer input into ``out`` (rows, compartments)."""
         rows = x.shape[0]
         direct = layer.gemm_dtype == layer.dtype and not layer.shift and not layer.wrap_q
+        sparse = layer.kind in ("conv", "dense") and _sparse_enough(x)
+        if sparse and layer.gemm_dtype == layer.dtype:
+            if layer.kind == "dense":
+                kernels.scatter_dense(x, layer.matrix, out)
+            else:
+                first, position, tap = _reach(layer)
+                n_pos, c_out = layer.conv_shape
+                kernels.scatter_conv(
+                    x, layer.kernel, layer.window[2], layer.window[9], first, position, tap,
+                    out.reshape(rows, n_pos, c_out),
+                )  # fmt: skip
+            if not direct:
+                self._finish(layer, out, out)
+            return
         if layer.kind == "conv":
             kernel = layer.kernel
             assert kernel is not None
@@ -450,7 +492,8 @@ class LayeredEmulator:
                 result = result.astype(np.float64)
                 wrap_float(result, Q_BITS)
                 warnings.warn("Overflow in q0", stacklevel=4)
-        out[...] = result
+        if result is not out:
+            out[...] = result
 
     def _forward(
         self, spikes: np.ndarray, record: Sequence[bool]
@@ -479,7 +522,7 @@ class LayeredEmulator:
                     first, inverse = distinct
                     q_rows = np.empty((len(first), layer.n), layer.dtype)
                     self._synaptic_input(layer, src[first], q_rows)
-                    scan.advance(_repeated(q_rows, inverse.reshape(steps - 1, faces)))
+                    scan.advance(q_rows, inverse.reshape(steps - 1, faces))
                     scan.finish()
                     src = scan.spikes[: steps - 1].reshape(-1, layer.n)
                     out.append((scan.spikes, scan.volts))

@@ -5,7 +5,9 @@ built model (and how it computes its synaptic input); :class:`CompartmentScan` a
 nengo-loihi 1.1's ``CompartmentState.update`` to the whole layer and batch one step at a
 time (the reset after a spike makes the voltage sequential): ``decay_int`` truncation,
 21-bit input and 23-bit current wrap-around with a warning, clipping, refractory clamp,
-spike and reset.
+spike and reset. The builder's neurons (integrate-and-fire with a current carry, nothing
+that wraps) run as one compiled loop (:func:`.kernels.plain_scan`); any other parameter
+set runs as numpy operations a step at a time.
 """
 
 from __future__ import annotations
@@ -16,9 +18,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from fer_ros.snn.emulator import kernels
 from fer_ros.snn.emulator.integers import U_BITS, wrap_float, wrapped
-
-CLIP_CHECK_STEPS = 8  # steps between checks whether any membrane can reach vmin
 
 
 @dataclass
@@ -49,7 +50,7 @@ class ChipLayer:
     conv_shape: tuple[int, int] = (0, 0)  # (positions, channels) of the internal order
     window: tuple = ()  # (H, W, C_in, kh, kw, stride, pad, OH, OW, source_channels_last)
     matrix: object = None  # dense ndarray or scipy CSR (sources x compartments), scaled
-    pads: dict = field(default_factory=dict)  # im2col buffers by shape (see layered._padded)
+    scratch: dict = field(default_factory=dict)  # buffers and per-layer constants, made on use
 
 
 class CompartmentScan:
@@ -58,6 +59,8 @@ class CompartmentScan:
     Elementwise on the whole layer and batch, one step at a time (the reset after a spike
     makes the voltage sequential); every operation nengo-loihi's parameters make a no-op is
     skipped (see :meth:`~fer_ros.snn.emulator.layered.LayeredEmulator._compartments`).
+    A chunk's input is ``rows[index]``: ``index`` (steps, faces) picks a row of synaptic
+    input for every step and face, so repeated rows are computed and stored once.
     """
 
     def __init__(self, layer: ChipLayer, steps: int, faces: int, record: bool) -> None:
@@ -73,51 +76,44 @@ class CompartmentScan:
         self.rc = np.zeros(shape, dt) if layer.ref is not None else None
         self.busy = np.empty(shape, bool)
         self.overflow = {"current": False, "u2": False}
-        self.vmin_floor = float(layer.vmin.min())
         self.plain = (
-            layer.ku is not None
-            and layer.kv is None
+            layer.kv is None
             and layer.ref is None
             and layer.vmax is None
             and not (layer.wrap_c or layer.wrap_u or layer.wrap_v)
         )
 
-    def advance(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
-        """Run the next ``len(q)`` steps; ``q[k]`` (faces, n) is step k's synaptic input."""
+    def advance(self, rows: np.ndarray, index: np.ndarray | None = None) -> None:
+        """Run the next steps: ``rows`` (steps, faces, n) synaptic input, or with ``index``
+        (steps, faces) the distinct rows (m, n) that ``index`` picks from."""
+        if index is None:
+            steps, faces, n = rows.shape
+            index = np.arange(steps * faces).reshape(steps, faces)
+            rows = rows.reshape(steps * faces, n)
         if self.plain:
-            self._plain(q)
+            self._plain(rows, index)
         else:
-            self._general(q)
-        self.t += len(q)
+            self._general([rows[step] for step in index])
+        self.t += len(index)
 
-    def _plain(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
+    def _plain(self, rows: np.ndarray, index: np.ndarray) -> None:
         """Integrate-and-fire with a current carry and no wrap-around: the builder's neurons."""
-        layer, c, v = self.layer, self.c, self.v
-        ku, bias, vmin, vth = layer.ku, layer.bias, layer.vmin, layer.vth
-        add, mul, trunc, maximum, greater, copyto = (
-            np.add, np.multiply, np.trunc, np.maximum, np.greater, np.copyto
-        )  # fmt: skip
-        floor, lowest = layer.u_floor * CLIP_CHECK_STEPS, self.vmin_floor
-        clip, budget = True, 0
-        for k, qt in enumerate(q):
-            if budget == 0:  # can any membrane reach vmin in the next CLIP_CHECK_STEPS?
-                # (a spike resets to 0, so min(v, 0) bounds the state from below)
-                clip = min(float(v.min()), 0.0) + floor < lowest
-                budget = CLIP_CHECK_STEPS
-            budget -= 1
-            mul(c, ku, c)
-            trunc(c, c)
-            add(c, qt, c)
-            add(v, c, v)
-            if bias is not None:
-                add(v, bias, v)  # (v + c) + bias: exact, every value is a small integer
-            if clip:
-                maximum(v, vmin, v)
-            s = self.spikes[self.t + k]
-            greater(v, vth, s)
-            copyto(v, 0, where=s)
-            if self.volts is not None:
-                self.volts[self.t + k] = v
+        layer, steps = self.layer, len(index)
+        ku, bias = _constants(layer)
+        kernels.plain_scan(
+            np.ascontiguousarray(rows, layer.dtype),
+            np.ascontiguousarray(index, np.int64),
+            self.c,
+            self.v,
+            ku,
+            layer.ku is not None,
+            bias,
+            layer.vmin,
+            layer.vth,
+            self.spikes[self.t : self.t + steps],
+            _NO_VOLTS[layer.dtype] if self.volts is None else self.volts[self.t : self.t + steps],
+            self.volts is not None,
+        )
 
     def _general(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
         """Every branch of ``CompartmentState.update`` that the layer's parameters need."""
@@ -164,3 +160,17 @@ class CompartmentScan:
         for name, hit in self.overflow.items():
             if hit:
                 warnings.warn(f"Overflow in {name}", stacklevel=4)
+
+
+_NO_VOLTS = {dt: np.empty((0, 0, 0), dt) for dt in (np.float32, np.float64)}  # not recorded
+
+
+def _constants(layer: ChipLayer) -> tuple[np.ndarray, np.ndarray]:
+    """The layer's current decay and bias as arrays of its dtype (zeros when absent)."""
+    found = layer.scratch.get("plain")
+    if found is None:
+        n, dt = layer.n, layer.dtype
+        ku = np.zeros(n, dt) if layer.ku is None else np.broadcast_to(layer.ku, n).astype(dt)
+        bias = np.zeros(n, dt) if layer.bias is None else layer.bias.astype(dt)
+        found = layer.scratch["plain"] = (ku, bias)
+    return found

@@ -27,19 +27,7 @@ from fer_ros.snn.emulator.scan import ChipLayer
 log = logging.getLogger(__name__)
 
 FORMAT = 1  # raise when ChipLayer or the way its values are derived changes
-ENV_CACHE = "FER_ROS_CACHE"  # directory; "off" disables the cache
 DTYPES = {"float32": np.float32, "float64": np.float64}
-
-
-def cache_dir() -> Path | None:
-    """$FER_ROS_CACHE, else $XDG_CACHE_HOME/fer_ros or ~/.cache/fer_ros; None if off."""
-    value = os.environ.get(ENV_CACHE, "")
-    if value.lower() == "off":
-        return None
-    if value:
-        return Path(value)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "fer_ros"
 
 
 def table_key(snn_file: Path, *build: object) -> str:
@@ -60,8 +48,8 @@ def save(path: Path, emulator: Any) -> None:
         fields: dict[str, Any] = {}
         for f in dataclasses.fields(layer):
             value = getattr(layer, f.name)
-            if f.name == "pads":
-                continue  # scratch buffers, made again on first use
+            if f.name == "scratch":
+                continue  # buffers and constants, made again on first use
             if isinstance(value, np.ndarray):
                 arrays[f"{i}.{f.name}"] = value
                 fields[f.name] = {"array": True}
