@@ -156,6 +156,12 @@ for _ in range(3):
     time.sleep(0.5)
     images.publish(small)
     time.sleep(0.5)
+# A best-effort reader learns of a lost sample from the gap in sequence numbers when a
+# later one arrives: if the last small frame were lost too, nothing would reveal the third
+# big frame's loss. Later small frames close that gap.
+for _ in range(5):
+    images.publish(small)
+    time.sleep(0.1)
 time.sleep(1)
 """
 
