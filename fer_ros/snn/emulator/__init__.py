@@ -14,7 +14,8 @@ spike-for-spike equal to nengo-loihi 1.1's own emulator:
 Modules: :mod:`.integers` (Loihi's integer arithmetic: overflow wraps, decay bits,
 nengo-loihi's discretisation of a block), :mod:`.synapses` (the built synapses as CSR rows
 and the blocks of a layer), :mod:`.delivery` (the spike-delivery patch), :mod:`.layered`
-with :mod:`.scan` (compartment dynamics) and :mod:`.mirror` (what it can mirror), and
+with :mod:`.scan` (compartment dynamics), :mod:`.kernels` (its compiled loops),
+:mod:`.tables` (its tables on disk) and :mod:`.mirror` (what it can mirror), and
 :mod:`.presentation` (what one face did, the result of every path). Importing this
 package does not import nengo.
 """

@@ -9,9 +9,9 @@ computed a layer at a time:
 1. the synaptic input of every step and face at once: one matrix product of the
    time-batched spike tensor with the layer's integer weights (an im2col GEMM for a
    convolution, its cores' kernels side by side; a dense GEMM for a dense layer; a sparse
-   product of the built synapses otherwise);
-2. the compartment dynamics as an elementwise scan over the steps, on the whole layer
-   (:mod:`.scan`).
+   product of the built synapses otherwise), or, when few of the input spikes are ones,
+   one weight row added per spike (:mod:`.kernels`);
+2. the compartment dynamics as a scan over the steps, on the whole layer (:mod:`.scan`).
 
 Both run a cache-sized chunk of steps at a time, and input rows that repeat (a pixel at
 the encoder's maximum rate spikes at every step) are multiplied once.
