@@ -472,7 +472,9 @@ def test_full_disk_stops_the_recording_in_one_line_and_keeps_the_bag_readable(ro
         time.sleep(0.05)
     out, err = recorder.communicate(timeout=30)
     assert recorder.returncode == 1, err
-    (line,) = err.strip().splitlines()
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    (line,) = lines
     assert line.startswith("fer_ros_record: disk full:") and "closed and readable" in line, line
     written = int(out.split("/image_raw: ")[1].split()[0])
     assert written >= 5
