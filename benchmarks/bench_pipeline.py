@@ -43,10 +43,14 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.time import Time
 
-from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry
-from fer_ros.bringup.graph_plan import graph_plan
-from fer_ros.core.machine import cpu_isa
-from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS, spin_quietly
+# This checkout's fer_ros, here and in the graph it starts (not a copy installed earlier)
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from fer_msgs.msg import ExpressionArray, FaceArray, Telemetry  # noqa: E402
+from fer_ros.bringup.graph_plan import graph_plan  # noqa: E402
+from fer_ros.core.machine import cpu_isa  # noqa: E402
+from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS, spin_quietly  # noqa: E402
 
 # A DDS domain of its own (unless the caller chose one): another graph on the machine
 # would otherwise feed the listener its results.
@@ -219,6 +223,12 @@ def stop_graph(graph: subprocess.Popen[bytes], stop_spinning: Callable[[], None]
     rclpy.try_shutdown()
 
 
+def graph_env() -> dict[str, str]:
+    """The environment for the graph's processes: this checkout first on the module path."""
+    path = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), path) if p)}
+
+
 def start_graph(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "fer_ros.bringup", args.profile, "--loop", "--quiet"]
     if args.source:
@@ -228,7 +238,9 @@ def start_graph(args: argparse.Namespace) -> subprocess.Popen[bytes]:
     if args.executor != DEFAULT_EXECUTOR:
         command += ["--executor", args.executor]
     print("graph:", " ".join(command[1:]), flush=True)
-    return subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+    return subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, start_new_session=True, env=graph_env()
+    )
 
 
 def main() -> None:

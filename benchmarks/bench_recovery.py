@@ -19,7 +19,14 @@ import sys
 import time
 
 import rclpy
-from bench_pipeline import Sink, process_label, process_tree, spin, stop_graph  # same folder
+from bench_pipeline import (  # same folder; it puts this checkout first on the path
+    Sink,
+    graph_env,
+    process_label,
+    process_tree,
+    spin,
+    stop_graph,
+)
 
 from fer_ros.bringup.graph_plan import graph_plan
 from fer_ros.core.machine import cpu_isa
@@ -54,7 +61,9 @@ def main() -> None:
     command = [sys.executable, "-m", "fer_ros.bringup", args.profile]
     command += ["--processes", "--loop", "--quiet"]
     started = time.monotonic()
-    graph = subprocess.Popen(command, stdout=subprocess.DEVNULL, start_new_session=True)
+    graph = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, start_new_session=True, env=graph_env()
+    )
     print(f"profile {args.profile}, one process per stage; CPU {cpu_isa()}")
     try:
         wait_for_results(sink, 0, graph)
