@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 # Test this checkout (code, config and models), also in node subprocesses.
 os.environ.setdefault("FER_ROS_SHARE", str(REPO))
 os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
-# Emulator tables cached by this run only (the first Loihi load builds, later ones read).
+# Emulator tables and compiled kernels cached by this run only (the first Loihi load
+# builds and compiles, later ones read).
 os.environ.setdefault("FER_ROS_CACHE", tempfile.mkdtemp(prefix="fer_ros_cache_"))
 # A private DDS domain on loopback, set before rclpy creates any participant.
 os.environ.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))

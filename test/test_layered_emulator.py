@@ -427,3 +427,39 @@ def test_unsupported_networks_are_named_and_run_on_nengo_loihi(caplog):
         settle.close()
     with pytest.raises(ValueError, match="emulator"):
         SnnRunner(params, target="sim", emulator="lava")
+
+
+KERNEL_RUN = """
+import numpy as np
+from fer_ros.snn.emulator import kernels
+q = np.array([[5.0, 0.0]], np.float32)
+c, v = np.zeros((1, 2), np.float32), np.zeros((1, 2), np.float32)
+one = np.ones(2, np.float32)
+spikes = np.zeros((3, 1, 2), bool)
+kernels.plain_scan(q, np.zeros((3, 1), np.int64), c, v, one * 0, False, one * 0, one * -9,
+                   one * 9, spikes, np.zeros((0, 0, 0), np.float32), False)
+print(kernels._KEEP, spikes[:, 0, 0].tolist())
+"""
+
+
+@pytest.mark.parametrize("writable", [True, False])
+def test_compiled_kernels_are_kept_where_they_can_be_and_run_where_they_cannot(tmp_path, writable):
+    """The cache directory is $FER_ROS_CACHE/numba; where it cannot be made (here: under a
+    file), the kernels still import and run, compiled anew by each process."""
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    cache = tmp_path / "cache" if writable else blocker / "cache"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["FER_ROS_CACHE"] = str(cache)
+    done = subprocess.run(
+        [sys.executable, "-c", KERNEL_RUN], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    # 5 a step: 10 > 9 at the second step fires and resets the membrane
+    assert done.stdout.split() == [str(writable), "[False,", "True,", "False]"]
+    kept = list((cache / "numba").rglob("*.nbi")) if writable else []
+    assert bool(kept) == writable

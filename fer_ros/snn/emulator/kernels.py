@@ -8,26 +8,42 @@ every value is an integer held exactly in float32 or float64 (the layer's ``dtyp
 :mod:`.layered` decides), and only operations that are exact on such integers are used,
 so the result does not depend on the order of additions.
 
-Compiled code is cached on disk (beside the emulator's tables, in
-:func:`fer_ros.core.paths.cache_dir`),
-so a restarted stage loads it instead of compiling again.
+Compiled code is cached on disk (``numba`` beside the emulator's tables in
+:func:`fer_ros.core.paths.cache_dir`, or ``$NUMBA_CACHE_DIR`` when set), so a restarted
+stage loads it instead of compiling again.
 """
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 
 from fer_ros.core.paths import cache_dir
 
-_CACHE = cache_dir()
-if _CACHE is not None:
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE / "numba"))
 
-from numba import njit  # noqa: E402  (reads NUMBA_CACHE_DIR when it is imported)
+def _writable(directory: Path | None) -> bool:
+    """Whether compiled code can be kept in ``directory`` (numba refuses to cache, at
+    import, where it cannot write; then every process compiles, 0.9 s at configure)."""
+    if directory is None:
+        return False
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
 
-_JIT = {"cache": _CACHE is not None, "nogil": True, "fastmath": False, "boundscheck": False}
+
+# A NUMBA_CACHE_DIR the user set wins; numba reads it when it is first imported.
+_CACHE = Path(os.environ.get("NUMBA_CACHE_DIR") or (cache_dir() or Path()) / "numba")
+_KEEP = cache_dir() is not None and _writable(_CACHE)
+if _KEEP:
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(_CACHE))
+
+from numba import njit  # noqa: E402  (after NUMBA_CACHE_DIR is set)
+
+_JIT = {"cache": _KEEP, "nogil": True, "fastmath": False, "boundscheck": False}
 
 
 @njit(**_JIT)
@@ -74,17 +90,6 @@ def plain_scan(
                 v[f, i] = volt
                 if record:
                     volts[k, f, i] = volt
-
-
-@njit(**_JIT)
-def count_spikes(words: np.ndarray) -> int:
-    """Spikes in a bool array seen as uint64 words (eight compartments a word)."""
-    total = 0
-    for w in words:
-        while w:
-            w &= w - np.uint64(1)
-            total += 1
-    return total
 
 
 @njit(**_JIT)

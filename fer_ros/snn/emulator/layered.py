@@ -103,8 +103,10 @@ def _padded(layer: ChipLayer, shape: tuple[int, ...]) -> np.ndarray:
     """A zero-bordered im2col buffer, kept per layer: only its interior is ever written."""
     buffer = layer.scratch.get(shape)
     if buffer is None:
-        if len(layer.scratch) >= 8:  # many batch sizes seen: do not hoard memory
-            layer.scratch.clear()
+        shapes = [key for key in layer.scratch if isinstance(key, tuple)]
+        if len(shapes) >= 8:  # many batch sizes seen: do not hoard memory
+            for key in shapes:
+                del layer.scratch[key]
         buffer = layer.scratch[shape] = np.zeros(shape, layer.gemm_dtype)
     return buffer
 
@@ -116,10 +118,7 @@ def _sparse_enough(x: np.ndarray) -> bool:
     nonzero ones, at a fraction of it (measured crossing on the committed SNN's layers:
     about SCATTER_DENSITY).
     """
-    flat = x.reshape(-1)
-    if flat.size % 8 or not x.flags.c_contiguous:
-        return bool(np.count_nonzero(flat) < SCATTER_DENSITY * flat.size)
-    return kernels.count_spikes(flat.view(np.uint64)) < SCATTER_DENSITY * flat.size
+    return bool(np.count_nonzero(x) < SCATTER_DENSITY * x.size)
 
 
 def _reach(layer: ChipLayer) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -286,12 +285,6 @@ class LayeredEmulator:
         u_max = min(u_max, 2.0**U_BITS)
         v_max = float(max(np.abs(vmin).max(), np.abs(vmax).max())) + u_max
         wrap_v = v_max >= 2**31
-        # the most negative input a step can bring: negative weights all firing (any value
-        # once q wraps), the largest negative carry, the lowest bias
-        neg = -np.asarray(matrix.minimum(0).sum(axis=0)).ravel() if weights.size else [0.0]  # type: ignore[attr-defined]
-        q_neg = 2.0**Q_BITS if wrap_q else float(np.max(neg))
-        carry = 0.0 if ku is None else float(np.floor(c_max * np.max(ru) / 2**DECAY_BITS))
-        u_floor = min(0.0, -q_neg - carry + float(bias.min()))
         small = v_max < EXACT_F32 and not (wrap_c or wrap_u or wrap_v)
         dtype = np.float32 if small and ku_pow2 and kv_pow2 else np.float64
         cast = lambda x: x if x is None or isinstance(x, float) else x.astype(dtype)  # noqa: E731
@@ -313,7 +306,6 @@ class LayeredEmulator:
             wrap_c=bool(wrap_c),
             wrap_u=bool(wrap_u),
             wrap_v=bool(wrap_v),
-            u_floor=u_floor,
             shift=shift,
             gemm_dtype=gemm_dtype,
         )
@@ -443,8 +435,9 @@ class LayeredEmulator:
         """(rows, sources) 0/1 spikes -> exact integer input into ``out`` (rows, compartments)."""
         rows = x.shape[0]
         direct = layer.gemm_dtype == layer.dtype and not layer.shift and not layer.wrap_q
-        sparse = layer.kind in ("conv", "dense") and _sparse_enough(x)
-        if sparse and layer.gemm_dtype == layer.dtype:
+        scatter = layer.kind in ("conv", "dense") and layer.gemm_dtype == layer.dtype
+        if scatter and _sparse_enough(x):
+            assert out.flags.c_contiguous  # written through reshaped views
             if layer.kind == "dense":
                 kernels.scatter_dense(x, layer.matrix, out)
             else:
@@ -509,7 +502,9 @@ class LayeredEmulator:
         if x.shape[2] != self.n_inputs:
             raise ValueError(f"spikes of {x.shape[2]} inputs for a network of {self.n_inputs}")
         # input row k is sent at step k and arrives at step k + 1, like a layer's spike
-        src = np.ascontiguousarray(x[:, : steps - 1].transpose(1, 0, 2)).reshape(-1, x.shape[2])
+        # (own, writable memory: a read-only batch would compile the kernels once more)
+        src = np.require(x[:, : steps - 1].transpose(1, 0, 2), requirements=["C", "W"])
+        src = src.reshape(-1, x.shape[2])
         out: list[tuple[np.ndarray, np.ndarray | None]] = []
         for i, (layer, rec) in enumerate(zip(self.layers, record, strict=True)):
             scan = CompartmentScan(layer, steps, faces, rec)

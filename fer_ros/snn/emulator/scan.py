@@ -13,7 +13,7 @@ set runs as numpy operations a step at a time.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,7 +42,6 @@ class ChipLayer:
     wrap_c: bool
     wrap_u: bool
     wrap_v: bool  # int32 wrap-around of the voltage sum (vmin near -2**31)
-    u_floor: float  # lower bound (<= 0) of one step's current + bias
     shift: int  # weights / 2**shift are the integers multiplied
     gemm_dtype: type
     kind: str = "sparse"  # "conv", "dense" or "sparse"
@@ -93,7 +92,7 @@ class CompartmentScan:
         if self.plain:
             self._plain(rows, index)
         else:
-            self._general([rows[step] for step in index])
+            self._general(rows[step] for step in index)
         self.t += len(index)
 
     def _plain(self, rows: np.ndarray, index: np.ndarray) -> None:
@@ -115,7 +114,7 @@ class CompartmentScan:
             self.volts is not None,
         )
 
-    def _general(self, q: np.ndarray | Sequence[np.ndarray]) -> None:
+    def _general(self, q: Iterable[np.ndarray]) -> None:
         """Every branch of ``CompartmentState.update`` that the layer's parameters need."""
         layer, c, v, u, rc, busy = self.layer, self.c, self.v, self.u, self.rc, self.busy
         for k, qt in enumerate(q):

@@ -26,7 +26,7 @@ from fer_ros.snn.emulator.scan import ChipLayer
 
 log = logging.getLogger(__name__)
 
-FORMAT = 1  # raise when ChipLayer or the way its values are derived changes
+FORMAT = 2  # raise when ChipLayer or the way its values are derived changes
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 
