@@ -121,10 +121,10 @@ def scatter_conv(
     """A convolution's synaptic input from its input spikes, one kernel row per spike.
 
     ``spikes`` (rows, positions_in * channels), channels last or (the chip's input)
-    channels first; ``kernel`` (taps * channels,
-    c_out) in (tap, channel) order; the output positions an input position reaches, and
-    through which tap, are ``position[first[p]:first[p + 1]]`` and ``tap[...]``; ``out``
-    (rows, positions_out, c_out) is overwritten.
+    channels first; ``kernel`` (taps * channels, c_out) in (tap, channel) order; the output
+    positions an input position reaches, and through which tap, are
+    ``position[first[p]:first[p + 1]]`` and ``tap[...]``; ``out`` (rows, positions_out,
+    c_out) is overwritten.
     """
     rows, sources = spikes.shape
     c_out = kernel.shape[1]
