@@ -42,6 +42,7 @@ from rosbags.typesys import Stores, get_types_from_msg, get_typestore
 
 from fer_ros.bringup.graph_plan import normalise_namespace
 from fer_ros.core.profiles import fastdds_profile
+from fer_ros.nodes.entity_thread import EntityThread, NotOnExecutor
 
 # What fer_ros_record records by default: the graph's topics, relative to --namespace
 # (/diagnostics is absolute), with their types. Camera topics are published best-effort.
@@ -236,6 +237,10 @@ class BagRecorder:
             self._thread.join()
             raise error
         self._node = node
+        # Taken on a thread of the recorder's own, not by the node's executor
+        # (fer_ros.nodes.entity_thread): camera-rate topics cost the executor a wake-up
+        # each, and close() may then destroy the subscriptions from any thread.
+        group = NotOnExecutor()
         self._subscriptions = []
         for topic, msgtype in topics.items():
             events = SubscriptionEventCallbacks(
@@ -251,8 +256,15 @@ class BagRecorder:
                     profile,
                     raw=True,
                     event_callbacks=events,
+                    callback_group=group,
                 )
             )
+        self._listener = EntityThread(node, self._subscriptions, "bag.record", self._failed)
+        self._listener.start()
+
+    def _failed(self, error: Exception) -> None:
+        with self._condition:
+            self.failure = self.failure or f"recording {self.path} stopped: {error}"
 
     @property
     def recording(self) -> bool:
@@ -327,6 +339,7 @@ class BagRecorder:
     def close(self) -> None:
         """Stop recording, write what was taken and close the bag (index and
         metadata.yaml written); BagError when even that fails."""
+        self._listener.stop()
         for subscription in self._subscriptions:
             self._node.destroy_subscription(subscription)
         self._subscriptions = []

@@ -18,6 +18,7 @@ from fer_msgs.msg import ExpressionArray, Telemetry
 from fer_ros.core.course import describe_course
 from fer_ros.core.frame_sources import STREAM_KEY, StreamState
 from fer_ros.core.stats import RollingLatency
+from fer_ros.nodes.entity_thread import EntityThread, NotOnExecutor
 
 SOURCE_NAMES = {Telemetry.SOURCE_MEASURED: "measured", Telemetry.SOURCE_MODELLED: "modelled"}
 DRAIN_S = 2.0  # after the camera's last frame, wait this long for the last results
@@ -43,10 +44,32 @@ class PipelineMonitor(Node):
         self._stream_ended_at: float | None = None
         self.camera_frames = 0  # as the camera last reported it
         self._last_result_at = time.monotonic()
-        self.create_subscription(ExpressionArray, "expressions", self._on_expressions, 10)
-        self.create_subscription(Telemetry, "telemetry", self._on_telemetry, 10)
+        # Two messages a frame: taken on a thread of their own, not by the executor
+        # (fer_ros.nodes.entity_thread)
+        group = NotOnExecutor()
+        self._listener = EntityThread(
+            self,
+            [
+                self.create_subscription(
+                    ExpressionArray, "expressions", self._on_expressions, 10, callback_group=group
+                ),
+                self.create_subscription(
+                    Telemetry, "telemetry", self._on_telemetry, 10, callback_group=group
+                ),
+            ],
+            "monitor",
+            self._callback_failed,
+        )
+        self._listener.start()
         self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
         self.create_timer(print_period_s, self._print)
+
+    def destroy_node(self) -> None:
+        self._listener.stop()
+        super().destroy_node()
+
+    def _callback_failed(self, error: Exception) -> None:
+        self.get_logger().error(f"monitor: {error}")
 
     def _reset_window(self) -> None:
         self._window_frames = 0

@@ -13,7 +13,6 @@ import time
 import cv2
 import numpy as np
 from builtin_interfaces.msg import Time
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
@@ -28,6 +27,7 @@ from fer_ros.core.frame_sources import (
 )
 from fer_ros.core.options import Param
 from fer_ros.core.stats import RateMeter
+from fer_ros.nodes.entity_thread import EntityThread, NotOnExecutor
 from fer_ros.nodes.image_codec import array_to_image
 from fer_ros.nodes.node_main import run_node
 from fer_ros.nodes.pipeline_base import ERROR, PipelineNode
@@ -78,10 +78,10 @@ class CameraNode(PipelineNode):
         self._image_pub = self.output(Image, "image_raw", qos_profile_sensor_data)
         self._info_pub = self.output(CameraInfo, "camera_info", qos_profile_sensor_data)
         self._source: FrameSource | None = None
-        # A tick may still be decoding on an executor thread while cleanup runs.
+        # A tick may still be decoding on its thread while cleanup runs.
         self._source_lock = threading.Lock()
         self._timer = None
-        self._group = MutuallyExclusiveCallbackGroup()
+        self._ticker: EntityThread | None = None
         self._rate = RateMeter()
         self.frames_published = 0
         self.stream = StreamState.IDLE
@@ -112,9 +112,15 @@ class CameraNode(PipelineNode):
     def start(self) -> None:
         if self.stream is not StreamState.NO_DEVICE:
             self.stream = StreamState.STREAMING
-        self._timer = self.create_timer(self._period_s, self._tick, callback_group=self._group)
+        # Ticks on a thread of its own, not the executor's (fer_ros.nodes.entity_thread)
+        self._timer = self.create_timer(self._period_s, self._tick, callback_group=NotOnExecutor())
+        self._ticker = EntityThread(self, [self._timer], "camera.tick", self._tick_failed)
+        self._ticker.start()
 
     def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.stop()
+            self._ticker = None
         if self._timer is not None:
             self.destroy_timer(self._timer)
             self._timer = None
@@ -142,6 +148,10 @@ class CameraNode(PipelineNode):
         self.stream = StreamState.STREAMING
         self.clear("source")
         self._publish(frame, stamp)
+        self.clear("tick")
+
+    def _tick_failed(self, error: Exception) -> None:
+        self.report("tick", ERROR, f"frame not published: {error}")
 
     def _rewound(self, source: FrameSource) -> bool:
         """At the end of a file that loops: start it again (and say so once)."""

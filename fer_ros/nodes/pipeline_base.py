@@ -39,6 +39,7 @@ from rclpy.qos_overriding_options import QoSOverridingOptions
 from rclpy.serialization import deserialize_message
 
 from fer_ros.core.options import OptionValues, Param, config_class, read_config
+from fer_ros.nodes.entity_thread import EntityThread, NotOnExecutor
 from fer_ros.nodes.input_limits import (
     FACES_OVER_LIMIT,
     CountedInputError,
@@ -104,6 +105,7 @@ class PipelineNode(LifecycleNode):
             self._process_input, self._input_failed, node_name
         )
         self._input_subscription: Any = None
+        self._input_thread: EntityThread | None = None
         self._input_type: Any = None  # set by subscribe_input
         self._input_topic = ""
         self.inputs_rejected = 0
@@ -264,6 +266,7 @@ class PipelineNode(LifecycleNode):
         qos.depth = max(qos.depth, self.inputs.depth)
         self._input_type, self._input_topic = msg_type, topic
         self.inputs.start()
+        # Taken on a thread of its own, not by the executor (fer_ros.nodes.entity_thread)
         self._input_subscription = self.create_subscription(
             msg_type,
             topic,
@@ -271,7 +274,12 @@ class PipelineNode(LifecycleNode):
             qos,
             raw=True,
             event_callbacks=SubscriptionEventCallbacks(message_lost=self._messages_lost),
+            callback_group=NotOnExecutor(),
         )
+        self._input_thread = EntityThread(
+            self, [self._input_subscription], f"{self.get_name()[:12]}.in", self._input_failed
+        )
+        self._input_thread.start()
 
     def _messages_lost(self, info: QoSMessageLostInfo) -> None:
         lost = info.total_count_change
@@ -283,6 +291,9 @@ class PipelineNode(LifecycleNode):
         )
 
     def _stop_input(self) -> None:
+        if self._input_thread is not None:
+            self._input_thread.stop()
+            self._input_thread = None
         if self._input_subscription is not None:
             self.destroy_subscription(self._input_subscription)
             self._input_subscription = None
