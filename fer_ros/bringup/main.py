@@ -33,6 +33,7 @@ from fer_ros.bringup.lifecycle_manager import LifecycleError
 from fer_ros.bringup.local_graph import LocalGraph
 from fer_ros.bringup.monitor import PipelineMonitor
 from fer_ros.bringup.supervisor import ProcessSupervisor
+from fer_ros.core.allocator import keep_freed_memory
 from fer_ros.core.profiles import NODE_TYPES, PROFILES, check_profile_values, use_fastdds_profile
 from fer_ros.core.threads import apply_thread_budget
 from fer_ros.nodes.executors import DEFAULT_EXECUTOR, EXECUTORS
@@ -134,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     in_process = not (args.processes or args.private)
     use_fastdds_profile()
     budget = apply_thread_budget()  # children (--processes) inherit the pools' variables
+    budget += f"; {keep_freed_memory()}"
     rclpy.init()
     monitor: PipelineMonitor | None = None
     graph: LocalGraph | None = None

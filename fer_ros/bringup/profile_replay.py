@@ -258,6 +258,7 @@ def report_main(
     import rclpy
 
     from fer_ros.bringup.lifecycle_manager import LifecycleError
+    from fer_ros.core.allocator import keep_freed_memory
     from fer_ros.core.profiles import use_fastdds_profile
     from fer_ros.core.threads import apply_thread_budget
 
@@ -269,6 +270,7 @@ def report_main(
         return 2
     use_fastdds_profile()
     apply_thread_budget()
+    keep_freed_memory()
     rclpy.init()
     runs: list[Run] = []
     try:

@@ -6,7 +6,8 @@ runtimes and OpenCV's pool then compete with them and with the robot's other wor
 a 2-core machine: the loihi graph spent a third of its CPU time in the kernel and dropped
 frames until BLAS ran one thread. So a graph process gives each pool ``threads`` threads
 (default 1: the stages are the parallelism), through threadpoolctl for pools already
-loaded and the pools' environment variables for those loaded later. ONNX Runtime, LiteRT
+loaded and the pools' environment variables for those loaded later (a video file's
+FFmpeg decoder takes OpenCV's count, see core/frame_sources.py). ONNX Runtime, LiteRT
 and OpenVINO take their thread counts from the profile's ``num_threads`` instead.
 """
 

@@ -13,6 +13,7 @@ import rclpy
 from rclpy.executors import ExternalShutdownException
 from rclpy.utilities import remove_ros_args
 
+from fer_ros.core.allocator import keep_freed_memory
 from fer_ros.core.options import Param
 from fer_ros.core.profiles import use_fastdds_profile
 from fer_ros.core.threads import apply_thread_budget
@@ -31,7 +32,7 @@ def run_node(node_class: type[PipelineNode], args: list[str] | None = None) -> N
         print(node_help(node_class), end="")
         return
     use_fastdds_profile()
-    budget = apply_thread_budget()
+    budget = f"{apply_thread_budget()}; {keep_freed_memory()}"
     init_rclpy(args)  # from here Ctrl-C shuts ROS down without a KeyboardInterrupt
     # The executor first: made once the context is shut down, rclpy's Executor fails in
     # __init__ and then prints a second traceback from __del__.
