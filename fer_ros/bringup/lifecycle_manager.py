@@ -47,6 +47,10 @@ SUPERVISE_TIMEOUT_S = 2.0  # silent this long (a live node answers in millisecon
 # after a 1 s period cost a killed stage up to 4 s of its recovery under ros2 launch
 # (kill -9 to expressions again: camera 6.9 s, inference 4.2 s).
 SUPERVISE_ATTEMPT_S = 0.5
+# A node that has just come up answers only once discovery has matched its services
+# (measured 1.5-3.4 s after its process made the node, 2 cores); until then a get_state
+# goes unanswered, so ask again this soon rather than after a whole ATTEMPT_S.
+COMING_UP_ATTEMPT_S = 0.25
 SILENT_PERIOD_S = 0.2
 
 
@@ -110,7 +114,7 @@ class LifecycleManager(Node):
         while time.monotonic() < deadline:
             if not self.context.ok():
                 raise LifecycleError(f"shut down while waiting for {fqn}")
-            state = self._state(fqn)
+            state = self._state(fqn, COMING_UP_ATTEMPT_S)
             if state is not None:
                 return state
         raise LifecycleError(f"{fqn} does not answer get_state")
