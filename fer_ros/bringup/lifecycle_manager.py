@@ -48,8 +48,9 @@ SUPERVISE_TIMEOUT_S = 2.0  # silent this long (a live node answers in millisecon
 # (kill -9 to expressions again: camera 6.9 s, inference 4.2 s).
 SUPERVISE_ATTEMPT_S = 0.5
 # A node that has just come up answers only once discovery has matched its services
-# (measured 1.5-3.4 s after its process made the node, 2 cores); until then a get_state
-# goes unanswered, so ask again this soon rather than after a whole ATTEMPT_S.
+# (measured 1.5-3.4 s after its process made the node with Fast DDS's default 3 s
+# announcements, about 1.8 s with the profiles' 1 s); until then a get_state goes
+# unanswered, so ask again this soon rather than after a whole ATTEMPT_S.
 COMING_UP_ATTEMPT_S = 0.25
 SILENT_PERIOD_S = 0.2
 
